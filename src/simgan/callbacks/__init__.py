@@ -1,0 +1,1 @@
+"""simgan.callbacks."""

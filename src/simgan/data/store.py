@@ -1,0 +1,289 @@
+"""The project's one on-disk dataset format: an HDF5 "store" (h5py).
+
+Every dataset, synthetic or real, rendered or converted, lives in one layout::
+
+    /images              N x C x H x W, uint8 (or uint16 / float32 for depth),
+                         chunked per batch of samples, compressed
+    /labels/<name>       N x ...  optional, aligned with /images by index
+    attrs (root)         format="simgan-store", version, count, pixel_range=[lo, hi],
+                         label_names, label_shapes (JSON), source_format, source_path,
+                         converter_version, created, plus any extra provenance
+
+``pixel_range`` is the value range that maps to [-1, 1] when a sample is read (0-255
+for uint8 images; e.g. a depth range in millimetres for float/uint16 depth maps).
+
+Writing is atomic: :class:`StoreWriter` writes ``<dst>.partial`` and renames it onto
+``<dst>`` only when every sample is in and ``count`` is set, so an interrupted run never
+leaves a file that looks complete. Reading is lazy: :class:`StoreDataset` opens the file
+on first access inside each DataLoader worker, because h5py handles must not cross a
+fork, and a store larger than memory streams from disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from simgan.errors import DataError
+
+STORE_FORMAT = "simgan-store"
+STORE_VERSION = 1
+IMAGE_DTYPES = (np.uint8, np.uint16, np.float32)
+_DEFAULT_PIXEL_RANGE = {np.dtype(np.uint8): (0.0, 255.0), np.dtype(np.uint16): (0.0, 65535.0)}
+
+
+def default_pixel_range(dtype: np.dtype) -> tuple[float, float]:
+    """The value range that maps to [-1, 1] when nothing else is said (float: [-1, 1])."""
+    return _DEFAULT_PIXEL_RANGE.get(np.dtype(dtype), (-1.0, 1.0))
+
+
+class StoreWriter:
+    """Appends samples to a new store; atomic on success, removed on failure.
+
+    Use as a context manager::
+
+        with StoreWriter(dst, image_shape=(1, 36, 60), labels={"gaze": ((2,), "float32")},
+                         attrs={"source_format": "unityeyes", "source_path": src}) as w:
+            for images, labels in batches:
+                w.append(images, labels)
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        image_shape: Sequence[int],
+        image_dtype: np.dtype | str = np.uint8,
+        labels: Mapping[str, tuple[Sequence[int], np.dtype | str]] | None = None,
+        attrs: Mapping[str, object] | None = None,
+        pixel_range: tuple[float, float] | None = None,
+        overwrite: bool = False,
+        chunk_samples: int = 64,
+    ):
+        self.path = Path(path)
+        self.image_shape = tuple(int(s) for s in image_shape)
+        self.image_dtype = np.dtype(image_dtype)
+        self.labels = {k: (tuple(int(s) for s in shp), np.dtype(dt)) for k, (shp, dt) in (labels or {}).items()}
+        self.attrs = dict(attrs or {})
+        self.pixel_range = tuple(pixel_range) if pixel_range is not None else default_pixel_range(self.image_dtype)
+        self.overwrite = overwrite
+        self.chunk_samples = chunk_samples
+        self.count = 0
+        self._file: h5py.File | None = None
+        if len(self.image_shape) != 3:
+            raise DataError(f"{self.path}: image_shape must be (C, H, W), got {self.image_shape}")
+        if self.image_dtype not in [np.dtype(d) for d in IMAGE_DTYPES]:
+            raise DataError(f"{self.path}: image dtype {self.image_dtype} is not one of uint8, uint16, float32")
+
+    @property
+    def partial_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".partial")
+
+    def __enter__(self) -> "StoreWriter":
+        if self.path.exists() and not self.overwrite:
+            raise DataError(f"{self.path}: already exists (pass overwrite to replace it)")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(self.path.parent, os.W_OK):
+            raise DataError(f"{self.path.parent}: destination folder is not writable")
+        f = h5py.File(self.partial_path, "w")
+        self._file = f
+        c, h, w = self.image_shape
+        # One chunk holds a batch of whole samples: a reader fetches a sample with one
+        # chunk decompression, and a batch write touches few chunks. Capped at ~1 MiB
+        # (h5py's default chunk cache): a shuffled reader decompresses a whole chunk per
+        # sample, so 64 samples of 224x224 float32 (12.8 MB) made each read ~100 ms.
+        sample_bytes = c * h * w * self.image_dtype.itemsize
+        chunk = max(1, min(self.chunk_samples, (1 << 20) // sample_bytes))
+        f.create_dataset(
+            "images", shape=(0, c, h, w), maxshape=(None, c, h, w), dtype=self.image_dtype,
+            chunks=(chunk, c, h, w), compression="gzip", compression_opts=4, shuffle=True,
+        )
+        group = f.create_group("labels")
+        for name, (shape, dtype) in self.labels.items():
+            group.create_dataset(name, shape=(0, *shape), maxshape=(None, *shape), dtype=dtype,
+                                 chunks=(max(self.chunk_samples, 256), *shape))
+        return self
+
+    def append(self, images: np.ndarray, labels: Mapping[str, np.ndarray] | None = None) -> None:
+        """Adds a batch: ``images`` N x C x H x W, each label N x ... (same N)."""
+        assert self._file is not None, "use StoreWriter as a context manager"
+        images = np.asarray(images)
+        labels = dict(labels or {})
+        n = len(images)
+        if images.shape[1:] != self.image_shape:
+            raise DataError(f"{self.path}: sample {self.count} has shape {images.shape[1:]}, "
+                            f"the store holds {self.image_shape}")
+        if images.dtype != self.image_dtype:
+            raise DataError(f"{self.path}: images are {images.dtype}, the store holds {self.image_dtype}")
+        if images.dtype.kind == "f" and not np.isfinite(images).all():
+            raise DataError(f"{self.path}: images {self.count}..{self.count + n - 1} contain NaN or inf")
+        if set(labels) != set(self.labels):
+            raise DataError(f"{self.path}: labels {sorted(labels)} given, the store declares {sorted(self.labels)}")
+        for name, values in labels.items():
+            values = np.asarray(values)
+            if len(values) != n:
+                raise DataError(f"{self.path}: label '{name}' has {len(values)} rows for {n} images")
+            if values.dtype.kind == "f" and not np.isfinite(values).all():
+                raise DataError(f"{self.path}: label '{name}' contains NaN or inf")
+        end = self.count + n
+        self._file["images"].resize(end, axis=0)
+        self._file["images"][self.count:end] = images
+        for name, values in labels.items():
+            ds = self._file["labels"][name]
+            ds.resize(end, axis=0)
+            ds[self.count:end] = np.asarray(values, dtype=ds.dtype)
+        self.count = end
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        f, self._file = self._file, None
+        if exc_type is not None or self.count == 0:
+            if f is not None:
+                f.close()
+            self.partial_path.unlink(missing_ok=True)
+            if exc_type is None:
+                raise DataError(f"{self.path}: no images to write (zero samples)")
+            return None
+        assert f is not None
+        f.attrs.update({
+            "format": STORE_FORMAT,
+            "version": STORE_VERSION,
+            "count": self.count,
+            "pixel_range": np.asarray(self.pixel_range, dtype=np.float64),
+            "label_names": json.dumps(sorted(self.labels)),
+            "label_shapes": json.dumps({k: list(s) for k, (s, _) in self.labels.items()}),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        })
+        for key, value in self.attrs.items():
+            f.attrs[key] = value if isinstance(value, (int, float, np.ndarray)) else str(value)
+        f.close()
+        os.replace(self.partial_path, self.path)
+
+
+def write_store(
+    path: str | os.PathLike,
+    images: np.ndarray,
+    labels: Mapping[str, np.ndarray] | None = None,
+    attrs: Mapping[str, object] | None = None,
+    pixel_range: tuple[float, float] | None = None,
+    overwrite: bool = False,
+    batch: int = 4096,
+) -> Path:
+    """Writes a whole in-memory dataset as a store (atomically); returns the path."""
+    images = np.asarray(images)
+    labels = {k: np.asarray(v) for k, v in (labels or {}).items()}
+    if images.ndim != 4:
+        raise DataError(f"{path}: images must be N x C x H x W, got shape {images.shape}")
+    specs = {k: (v.shape[1:], v.dtype) for k, v in labels.items()}
+    for name, values in labels.items():
+        if len(values) != len(images):
+            raise DataError(f"{path}: label '{name}' has {len(values)} rows for {len(images)} images")
+    with StoreWriter(path, images.shape[1:], images.dtype, specs, attrs, pixel_range, overwrite) as w:
+        for start in range(0, len(images), batch):
+            w.append(images[start:start + batch], {k: v[start:start + batch] for k, v in labels.items()})
+    return Path(path)
+
+
+def check_store(path: str | os.PathLike, require_labels: Iterable[str] = ()) -> dict:
+    """Opens a store and checks its layout up front; returns its metadata.
+
+    Raises :class:`DataError` naming the file for a missing, truncated or corrupt file,
+    a file that is not a store, zero images, and a label the config asks for that the
+    store lacks or that does not align with the images.
+    """
+    path = Path(path)
+    if not path.is_file():
+        hint = " (a .partial file beside it means a write was interrupted)" if path.with_name(path.name + ".partial").exists() else ""
+        raise DataError(f"{path}: store file not found{hint}")
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") != STORE_FORMAT:
+                raise DataError(f"{path}: not a simgan store (attribute format={f.attrs.get('format')!r}); "
+                                "convert it with `python -m simgan.data.convert`")
+            if "images" not in f:
+                raise DataError(f"{path}: store has no 'images' dataset")
+            images = f["images"]
+            count = int(f.attrs.get("count", -1))
+            if images.ndim != 4:
+                raise DataError(f"{path}: 'images' must be N x C x H x W, has shape {images.shape}")
+            if count != images.shape[0]:
+                raise DataError(f"{path}: truncated store: attribute count={count} but {images.shape[0]} images")
+            if count == 0:
+                raise DataError(f"{path}: store holds zero images")
+            labels = {name: f["labels"][name].shape[1:] for name in f.get("labels", {})}
+            for name in require_labels:
+                if name not in labels:
+                    raise DataError(f"{path}: the config asks for label '{name}', the store has {sorted(labels)}")
+                if f["labels"][name].shape[0] != count:
+                    raise DataError(f"{path}: label '{name}' has {f['labels'][name].shape[0]} rows for {count} images")
+            # Reading the first and last sample surfaces corrupt chunks now, not mid-epoch.
+            images[0]
+            images[count - 1]
+            return {
+                "path": str(path),
+                "count": count,
+                "shape": tuple(images.shape[1:]),
+                "dtype": images.dtype,
+                "pixel_range": tuple(float(v) for v in f.attrs.get("pixel_range", default_pixel_range(images.dtype))),
+                "labels": labels,
+                "attrs": {k: f.attrs[k] for k in f.attrs},
+            }
+    except DataError:
+        raise
+    except (OSError, KeyError, ValueError) as err:
+        raise DataError(f"{path}: cannot read store ({err})") from None
+
+
+class StoreDataset(Dataset):
+    """Samples of a store as ``{"image": float32 C x H x W in [-1, 1], <label>: tensor}``.
+
+    ``indices`` selects a subset (a train/validation split) without copying the file.
+    The h5py handle is opened lazily in the process that reads, so DataLoader workers
+    each get their own.
+    """
+
+    def __init__(self, path: str | os.PathLike, labels: Sequence[str] = (), indices: Sequence[int] | None = None):
+        self.path = str(path)
+        self.label_names = tuple(labels)
+        self.meta = check_store(self.path, self.label_names)
+        self.indices = np.arange(self.meta["count"]) if indices is None else np.asarray(indices, dtype=np.int64)
+        lo, hi = self.meta["pixel_range"]
+        # x -> 2 (x - lo) / (hi - lo) - 1, the refiner's tanh range (paper Sec. 3: inputs in [-1, 1]).
+        self._scale = 2.0 / (hi - lo)
+        self._offset = -lo * self._scale - 1.0
+        self._file: h5py.File | None = None
+        self._pid: int | None = None
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self.meta["shape"]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _handle(self) -> h5py.File:
+        # A handle opened before a fork is unusable in the child: reopen per process.
+        if self._file is None or self._pid != os.getpid():
+            self._file = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._file
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        f = self._handle()
+        idx = int(self.indices[i])
+        image = torch.from_numpy(f["images"][idx].astype(np.float32)) * self._scale + self._offset
+        sample = {"image": image.clamp_(-1.0, 1.0), "index": torch.tensor(idx)}
+        for name in self.label_names:
+            sample[name] = torch.from_numpy(np.asarray(f["labels"][name][idx], dtype=np.float32))
+        return sample
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_file"] = None
+        return state

@@ -1,0 +1,174 @@
+"""SimGAN as a LightningModule with manual optimization (paper Algorithm 1).
+
+Two networks, two optimizers, one optimizer step per training batch for the network
+the :class:`~simgan.schedule.PhaseSchedule` names:
+
+- refiner step (Eq. 4): ``L_R = L_real + lambda_reg * ||psi(R(x)) - psi(x)||_1``, with
+  ``L_real`` left out during refiner pretraining. D's weights get no gradient.
+- discriminator step (Eq. 2): ``L_D = CE(D(y), real) + CE(D(x~), refined)`` where the
+  refined half-batch is b/2 current refined images and b/2 from the history buffer
+  (Sec. 2.3). The refined images are made under ``no_grad``: L_D never reaches R.
+
+The nets are given as Hydra configs (``_target_`` dicts) so that ``save_hyperparameters``
+records them and ``SimGAN.load_from_checkpoint`` rebuilds the module with no other file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch import LightningModule
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+
+from simgan.history import HistoryBuffer
+from simgan.losses import REAL, REFINED, local_adversarial_loss, patch_accuracy, self_regularization
+from simgan.schedule import DISCRIMINATOR, PHASES, REFINER, PhaseSchedule
+
+
+def _plain(cfg: Any) -> Any:
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+
+
+class SimGAN(LightningModule):
+    def __init__(
+        self,
+        refiner: dict,
+        discriminator: dict,
+        regularizer: dict,
+        image_shape: list[int],
+        lambda_reg: float = 1.0,
+        history_size: int = 6400,
+        schedule: dict | None = None,
+        refiner_optimizer: dict | None = None,
+        discriminator_optimizer: dict | None = None,
+        grad_clip: float | None = None,
+        channels_last: bool = False,
+        compile: bool = False,
+    ):
+        super().__init__()
+        self.automatic_optimization = False
+        self.save_hyperparameters({k: _plain(v) for k, v in locals().items() if k not in ("self", "__class__")})
+        self.refiner = instantiate(_plain(refiner))
+        self.discriminator = instantiate(_plain(discriminator))
+        self.regularizer = instantiate(_plain(regularizer))
+        self.history = HistoryBuffer(history_size, tuple(image_shape))
+        self.schedule = PhaseSchedule(**(_plain(schedule) or {}))
+        self.lambda_reg = float(lambda_reg)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        # Compiled callables are kept off the module tree so state_dict keys stay plain
+        # ("refiner.stem.0.weight", never "_orig_mod."): checkpoints load without compile.
+        self._refine = torch.compile(self.refiner) if compile else self.refiner
+        self._discriminate = torch.compile(self.discriminator) if compile else self.discriminator
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("_refine", "_discriminate"):
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
+    # ---------------------------------------------------------------- set-up
+    def configure_optimizers(self):
+        default = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-4}
+        opt_r = instantiate(_plain(self.hparams.refiner_optimizer) or default)(self.refiner.parameters())
+        opt_d = instantiate(_plain(self.hparams.discriminator_optimizer) or default)(self.discriminator.parameters())
+        return [opt_r, opt_d]
+
+    def setup(self, stage: str) -> None:
+        if self.memory_format is torch.channels_last:
+            self.refiner.to(memory_format=torch.channels_last)
+            self.discriminator.to(memory_format=torch.channels_last)
+
+    def forward(self, synthetic: Tensor) -> Tensor:
+        """R(x): the refined images, for inference and export."""
+        return self._refine(synthetic.contiguous(memory_format=self.memory_format))
+
+    # ---------------------------------------------------------------- training
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        synthetic = batch["synthetic"]["image"].contiguous(memory_format=self.memory_format)
+        real = batch["real"]["image"].contiguous(memory_format=self.memory_format)
+        phase = self.schedule.phase
+        if self.schedule.network == REFINER:
+            logs = self._refiner_step(synthetic, adversarial=phase == PHASES[2])
+            self.schedule.advance()
+        else:
+            logs = self._discriminator_step(synthetic, real)
+            adaptive = self.schedule.adaptive.enabled
+            self.schedule.advance(d_loss=logs["train/d_loss"].item() if adaptive else None)
+        logs["train/phase"] = float(PHASES.index(phase))
+        logs["train/k_g"] = float(self.schedule.k_g)
+        self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False, batch_size=synthetic.shape[0])
+
+    def _refiner_step(self, synthetic: Tensor, adversarial: bool) -> dict[str, Tensor]:
+        opt_r = self.optimizers()[0]
+        self.toggle_optimizer(opt_r)
+        refined = self._refine(synthetic)
+        reg = self_regularization(self.regularizer, refined, synthetic)
+        loss = self.lambda_reg * reg
+        logs = {"train/r_reg": reg.detach()}
+        if adversarial:
+            logits = self._discriminate(refined)
+            realism = local_adversarial_loss(logits, REAL)  # Eq. 3: -log D_real(R(x))
+            loss = loss + realism
+            logs["train/r_adv"] = realism.detach()
+            logs["train/d_acc_refined_in_r_step"] = patch_accuracy(logits.detach(), REFINED)
+        opt_r.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        self._clip(opt_r)
+        opt_r.step()
+        self.untoggle_optimizer(opt_r)
+        logs["train/r_loss"] = loss.detach()
+        return logs
+
+    def _discriminator_step(self, synthetic: Tensor, real: Tensor) -> dict[str, Tensor]:
+        opt_d = self.optimizers()[1]
+        self.toggle_optimizer(opt_d)
+        with torch.no_grad():  # L_D must not flow into R
+            refined = self._refine(synthetic)
+        fake = self.history.mix(refined)
+        logits_real = self._discriminate(real)
+        logits_fake = self._discriminate(fake)
+        loss_real = local_adversarial_loss(logits_real, REAL)
+        loss_fake = local_adversarial_loss(logits_fake, REFINED)
+        loss = loss_real + loss_fake  # Eq. 2
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        self._clip(opt_d)
+        opt_d.step()
+        self.untoggle_optimizer(opt_d)
+        self.history.push(refined)
+        return {
+            "train/d_loss": loss.detach(),
+            "train/d_acc_real": patch_accuracy(logits_real.detach(), REAL),
+            "train/d_acc_refined": patch_accuracy(logits_fake.detach(), REFINED),
+            "train/history_filled": torch.tensor(float(len(self.history))),
+        }
+
+    def _clip(self, optimizer) -> None:
+        # Manual optimization ignores Trainer(gradient_clip_val): clip here.
+        if self.hparams.grad_clip:
+            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.grad_clip, gradient_clip_algorithm="norm")
+
+    # ---------------------------------------------------------------- validation
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        synthetic, real = batch["synthetic"]["image"], batch["real"]["image"]
+        refined = self(synthetic)
+        logits_refined = self._discriminate(refined)
+        logits_real = self._discriminate(real.contiguous(memory_format=self.memory_format))
+        self.log_dict({
+            "val/d_acc_real": patch_accuracy(logits_real, REAL),
+            "val/d_acc_refined": patch_accuracy(logits_refined, REFINED),
+            "val/r_adv": local_adversarial_loss(logits_refined, REAL),
+            # mean |R(x) - x| in [-1, 1] units: how far refinement moved the pixels
+            "val/refine_l1": (refined - synthetic).abs().mean(),
+        }, on_step=False, on_epoch=True, sync_dist=True, batch_size=synthetic.shape[0])
+
+    # ---------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["simgan_schedule"] = self.schedule.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "simgan_schedule" in checkpoint:
+            self.schedule.load_state_dict(checkpoint["simgan_schedule"])
