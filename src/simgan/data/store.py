@@ -92,8 +92,17 @@ class StoreWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not os.access(self.path.parent, os.W_OK):
             raise DataError(f"{self.path.parent}: destination folder is not writable")
-        f = h5py.File(self.partial_path, "w")
-        self._file = f
+        self._file = h5py.File(self.partial_path, "w")
+        try:
+            self._create_datasets(self._file)
+        except BaseException:
+            self._file.close()
+            self._file = None
+            self.partial_path.unlink(missing_ok=True)
+            raise
+        return self
+
+    def _create_datasets(self, f: h5py.File) -> None:
         c, h, w = self.image_shape
         # One chunk holds a batch of whole samples: a reader fetches a sample with one
         # chunk decompression, and a batch write touches few chunks. Capped at ~1 MiB
@@ -104,12 +113,12 @@ class StoreWriter:
         f.create_dataset(
             "images", shape=(0, c, h, w), maxshape=(None, c, h, w), dtype=self.image_dtype,
             chunks=(chunk, c, h, w), compression="gzip", compression_opts=4, shuffle=True,
+            fletcher32=True,  # a checksum per chunk: a corrupt read fails loudly instead of training on garbage
         )
         group = f.create_group("labels")
         for name, (shape, dtype) in self.labels.items():
             group.create_dataset(name, shape=(0, *shape), maxshape=(None, *shape), dtype=dtype,
                                  chunks=(max(self.chunk_samples, 256), *shape))
-        return self
 
     def append(self, images: np.ndarray, labels: Mapping[str, np.ndarray] | None = None) -> None:
         """Adds a batch: ``images`` N x C x H x W, each label N x ... (same N)."""
