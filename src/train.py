@@ -7,10 +7,13 @@
     python src/train.py regularizer=vgg regularizer.weights_path=/path/to/vgg16.pth
     python src/train.py logger=csv                             # no W&B at all
     python src/train.py logger.wandb.offline=false             # W&B online (opt-in)
-    python src/train.py ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt   # resume
+    python src/train.py ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt   # resume (exact)
+    python src/train.py ckpt_path=last                         # resume this task's newest run
     python src/train.py -m model.lambda_reg=0.1,1.0 model.schedule.k_g=2,5      # sweep
 
 Config: ``conf/train.yaml`` and its groups; every run writes to ``logs/train/runs/<date>_<time>/``.
+SIGTERM / Ctrl-C saves ``checkpoints/last.ckpt`` and prints the command that resumes; a
+NaN stops the run keeping the last good checkpoint (docs/reliability.md).
 """
 
 from __future__ import annotations

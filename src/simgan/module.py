@@ -11,6 +11,14 @@ the :class:`~simgan.schedule.PhaseSchedule` names:
 
 The nets are given as Hydra configs (``_target_`` dicts) so that ``save_hyperparameters``
 records them and ``SimGAN.load_from_checkpoint`` rebuilds the module with no other file.
+
+Reliability (docs/reliability.md): before each backward pass the step's inputs, refined
+batch and loss are checked for NaN/inf; a non-finite one stops the run with
+:class:`~simgan.reliability.errors.NonFiniteError` naming the step, phase and network,
+before the optimizer step, so the weights stay as they were. Checkpoints carry the
+schedule, the history buffer (a module buffer) and the global RNG states, which are
+restored at the first training step after a resume: with the DataModule's data
+position, a resumed run continues bit for bit.
 """
 
 from __future__ import annotations
@@ -20,16 +28,21 @@ from typing import Any
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch import LightningModule
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import Tensor
 
+from simgan.errors import ConfigError
 from simgan.history import HistoryBuffer
 from simgan.losses import REAL, REFINED, local_adversarial_loss, patch_accuracy, self_regularization
+from simgan.reliability.errors import NonFiniteError
+from simgan.reliability.finite import first_nonfinite
+from simgan.reliability.rng import collect_rng_states, restore_rng_states
 from simgan.schedule import DISCRIMINATOR, PHASES, REFINER, PhaseSchedule
 
 
 def _plain(cfg: Any) -> Any:
-    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    # plain containers only: checkpoints must load with torch.load(weights_only=True)
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, (DictConfig, ListConfig)) else cfg
 
 
 class SimGAN(LightningModule):
@@ -55,7 +68,11 @@ class SimGAN(LightningModule):
         self.discriminator = instantiate(_plain(discriminator))
         self.regularizer = instantiate(_plain(regularizer))
         self.history = HistoryBuffer(history_size, tuple(image_shape))
-        self.schedule = PhaseSchedule(**(_plain(schedule) or {}))
+        try:
+            self.schedule = PhaseSchedule(**(_plain(schedule) or {}))
+        except ValueError as err:  # its messages name the setting: a user error, not a crash
+            raise ConfigError(str(err)) from None
+        self._rng_to_restore: dict | None = None
         self.lambda_reg = float(lambda_reg)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         # Compiled callables are kept off the module tree so state_dict keys stay plain
@@ -114,6 +131,8 @@ class SimGAN(LightningModule):
             loss = loss + realism
             logs["train/r_adv"] = realism.detach()
             logs["train/d_acc_refined_in_r_step"] = patch_accuracy(logits.detach(), REFINED)
+        self._stop_if_nonfinite(REFINER, {"synthetic input": synthetic, "refined output": refined,
+                                          "refiner loss": loss})
         opt_r.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         self._clip(opt_r)
@@ -133,6 +152,9 @@ class SimGAN(LightningModule):
         loss_real = local_adversarial_loss(logits_real, REAL)
         loss_fake = local_adversarial_loss(logits_fake, REFINED)
         loss = loss_real + loss_fake  # Eq. 2
+        self._stop_if_nonfinite(DISCRIMINATOR, {"synthetic input": synthetic, "real input": real,
+                                                "refined output": refined, "history sample": fake,
+                                                "discriminator loss": loss})
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         self._clip(opt_d)
@@ -145,6 +167,23 @@ class SimGAN(LightningModule):
             "train/d_acc_refined": patch_accuracy(logits_fake.detach(), REFINED),
             "train/history_filled": torch.tensor(float(len(self.history))),
         }
+
+    def _stop_if_nonfinite(self, network: str, tensors: dict[str, Tensor]) -> None:
+        """Raises NonFiniteError, before any optimizer step, if a tensor of this step is NaN/inf."""
+        bad = first_nonfinite(tensors)
+        trainer = self._trainer
+        if trainer is not None and trainer.world_size > 1:
+            # every rank must stop, or the others hang in the next gradient all-reduce
+            if not trainer.strategy.reduce_boolean_decision(bad is not None, all=False):
+                return
+            bad = bad or "value on another rank"
+        elif bad is None:
+            return
+        s = self.schedule
+        raise NonFiniteError(
+            f"non-finite {bad} (NaN/inf) at step {s.step + 1} of {s.total_steps} (phase {s.phase}, network {network}); "
+            "stopped before the optimizer step, no checkpoint written. Lower the learning rate "
+            f"(model.{network}_optimizer.lr) or set model.grad_clip; a non-finite input means bad data")
 
     def _clip(self, optimizer) -> None:
         # Manual optimization ignores Trainer(gradient_clip_val): clip here.
@@ -168,7 +207,16 @@ class SimGAN(LightningModule):
     # ---------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["simgan_schedule"] = self.schedule.state_dict()
+        checkpoint["simgan_rng"] = collect_rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "simgan_schedule" in checkpoint:
             self.schedule.load_state_dict(checkpoint["simgan_schedule"])
+        self._rng_to_restore = checkpoint.get("simgan_rng")
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # At the first step after a resume, not at load time: what runs in between
+        # (sanity validation, loader start-up) must not shift the streams.
+        if self._rng_to_restore is not None:
+            restore_rng_states(self._rng_to_restore)
+            self._rng_to_restore = None

@@ -2,17 +2,32 @@
 
 Kept out of ``src/train.py`` so tests and other entry points call the same function
 with a composed config.
+
+Around the Trainer (docs/reliability.md): ``ckpt_path=last`` is resolved to the newest
+previous checkpoint; an online W&B logger that cannot start goes offline first; the
+Trainer gets an atomic, NaN-refusing CheckpointIO, and ``use_distributed_sampler=False``
+because the DataModule shards its own streams; a run stopped by a signal raises
+:class:`TrainingInterrupted` with the command that resumes it, and a diverged run's
+:class:`NonFiniteError` names the last good checkpoint.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
+import warnings
 from pathlib import Path
 
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from simgan.reliability.checkpoint_io import trainer_plugins
+from simgan.reliability.errors import NonFiniteError, TrainingInterrupted
+from simgan.reliability.resume import interrupted_message, last_good_checkpoint, resolve_ckpt_path
+from simgan.reliability.shutdown import GracefulShutdown
+from simgan.reliability.wandb_guard import go_offline_if_unusable
 from simgan.validate import check_model_fits_data
 
 log = logging.getLogger("simgan")
@@ -22,21 +37,40 @@ def _instantiate_all(group: DictConfig | None) -> list:
     return [instantiate(c) for c in (group or {}).values() if isinstance(c, DictConfig) and "_target_" in c]
 
 
+# Our checkpoints are written between steps (the post-step state is what a resume needs),
+# so Lightning's advice to stash pre-optimizer-step weights does not apply.
+warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data, _recursive_=True)
     model = instantiate(cfg.model, _recursive_=False)
     check_model_fits_data(model, datamodule)
+    paths = cfg.get("paths") or {}
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), paths.get("log_dir", "logs"), cfg.get("task_name", "train"))
     callbacks = _instantiate_all(cfg.get("callbacks"))
+    go_offline_if_unusable(cfg.get("logger"))
     loggers = _instantiate_all(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
-                          max_steps=model.schedule.total_steps)
+                          max_steps=model.schedule.total_steps, plugins=trainer_plugins(cfg.trainer),
+                          use_distributed_sampler=not getattr(datamodule, "shards_itself", False))
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     log.info("data: %s", datamodule.describe())
     log.info("schedule: %s", {k: v for k, v in model.schedule.state_dict().items() if not k.startswith("cycle")})
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    except NonFiniteError as err:
+        raise NonFiniteError(f"{err}; last good checkpoint: {last_good_checkpoint(trainer, ckpt_path)}") from None
+    except SIGTERMException:  # Lightning's own handler, when SIGTERM came before training started
+        raise TrainingInterrupted(signal.SIGTERM, "Stopped by SIGTERM before training started; no checkpoint "
+                                  "was written. Run the same command again.") from None
+    shutdown = next((cb for cb in trainer.callbacks if isinstance(cb, GracefulShutdown)), None)
+    if shutdown is not None and shutdown.stopped_by:
+        message = interrupted_message(trainer, shutdown) if trainer.is_global_zero else ""
+        raise TrainingInterrupted(shutdown.stopped_by, message)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if trainer.is_global_zero:
         print(_summary(trainer, metrics), flush=True)

@@ -1,4 +1,10 @@
-"""Start-up checks that the model and the data fit together, each with one clear message."""
+"""Start-up checks that the model and the data fit together, each with one clear message.
+
+Run by ``simgan.training.train`` after the config is instantiated and before anything
+is rendered, converted or trained; each failure is a :class:`ConfigError` naming the
+setting (printed as ``error: ...``, exit status 2). The schedule's own checks (K_g, K_d
+>= 1, step counts >= 0) run when the model is built.
+"""
 
 from __future__ import annotations
 
@@ -20,3 +26,24 @@ def check_model_fits_data(model, datamodule) -> None:
     if min(h, w) < field:
         raise ConfigError(f"data.height x data.width = {h}x{w} is smaller than the discriminator's receptive field "
                           f"({field} px): D would see no complete patch; use larger images or a smaller D")
+    if hasattr(datamodule, "check_sizes"):
+        datamodule.check_sizes()
+    check_history_fits_batch(model.history.size, datamodule.batch_size)
+
+
+def check_history_fits_batch(history_size: int, batch_size: int) -> None:
+    """``history_size`` is 0 (no history) or a multiple of ``batch_size // 2``.
+
+    Each discriminator step stores ``batch_size // 2`` refined images per device and
+    draws as many from the buffer (Sec. 2.3). A multiple fills the buffer in whole
+    steps, so "the buffer is full" happens at one known step (history_size / (b/2)
+    D steps), and it can always supply the full half-batch; a buffer smaller than
+    ``b/2`` could never supply it.
+    """
+    half = max(batch_size // 2, 1)
+    if history_size and history_size % half:
+        near = sorted({max(history_size // half, 1) * half, (history_size // half + 1) * half})
+        raise ConfigError(
+            f"model.history_size={history_size} must be 0 or a multiple of data.batch_size/2 = {half} "
+            f"(each discriminator step stores {half} refined images per device); e.g. "
+            + " or ".join(f"model.history_size={n}" for n in near))

@@ -2,11 +2,22 @@
 
 SimGAN (Algorithm 1) draws a mini-batch of synthetic images x_i and, independently, a
 mini-batch of real images y_j at every step. Here each stream is its own store with
-its own DataLoader and sampler; Lightning zips them into ``{"synthetic": batch,
-"real": batch}`` and cycles the shorter stream (``max_size_cycle``). Under DDP
-Lightning gives each loader a DistributedSampler, so every rank sees a disjoint shard
-of both streams per epoch. ``batch_size`` is PER DEVICE: the global batch is
-``batch_size * devices * num_nodes``.
+its own DataLoader; Lightning zips them into ``{"synthetic": batch, "real": batch}``.
+``batch_size`` is PER DEVICE: the global batch is ``batch_size * devices * num_nodes``.
+
+Training order is resumable (docs/reliability.md): each training stream is endless
+and drawn by a :class:`~simgan.data.samplers.ResumableBatchSampler`, whose order is a
+function of (seed, stream, stream epoch, rank, world size) and which starts at a given
+batch. The DataModule counts the training batches actually consumed (in
+``on_before_batch_transfer``, which Lightning calls once per batch the loop takes, not
+for batches that workers or the prefetcher hold in advance), keeps the count in its
+``state_dict`` (hence in every checkpoint), and a resumed run's loaders start there.
+The samplers shard both streams across DDP ranks themselves (disjoint slices of each
+stream epoch), and validation is sharded with a DistributedSampler, so the Trainer
+must not add its own: ``shards_itself = True`` tells ``simgan.training`` to pass
+``use_distributed_sampler=False``. Every DataLoader has its own seeded generator, so
+making an iterator never draws from the global torch RNG (which the history buffer
+uses: a validation run must not shift it).
 
 Synthetic samples carry their labels (``sample[label]``) for the metrics; images are
 in [-1, 1]. A seeded fraction of each stream is held out for validation.
@@ -14,18 +25,30 @@ in [-1, 1]. A seeded fraction of each stream is held out for validation.
 
 from __future__ import annotations
 
-from typing import Sequence
+import logging
+import zipfile
+from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
+import torch
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import CombinedLoader
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
-from simgan.data.store import StoreDataset
+from simgan.data.samplers import ResumableBatchSampler
+from simgan.data.sources import NpzStore
+from simgan.data.store import StoreDataset, check_store
 from simgan.errors import ConfigError, DataError
+
+log = logging.getLogger("simgan")
+STREAMS = ("synthetic", "real")
 
 
 class SimGANDataModule(LightningDataModule):
+    # The samplers shard across ranks: the Trainer must not add a DistributedSampler.
+    shards_itself = True
+
     def __init__(
         self,
         synthetic,
@@ -38,7 +61,7 @@ class SimGANDataModule(LightningDataModule):
         val_fraction: float = 0.05,
         num_workers: int = 0,
         pin_memory: bool = False,
-        seed: int = 0,
+        seed: int | None = 0,
     ):
         super().__init__()
         if batch_size < 2:
@@ -52,8 +75,12 @@ class SimGANDataModule(LightningDataModule):
         self.val_fraction = float(val_fraction)
         self.num_workers = int(num_workers)
         self.pin_memory = bool(pin_memory)
-        self.seed = int(seed)
+        # seed=null leaves the nets' init unseeded; the split and data order stay those of
+        # seed 0, so that a resumed run (which rebuilds the split) still sees the same data.
+        self.seed = int(seed) if seed is not None else 0
         self.splits: dict[str, StoreDataset] = {}
+        self.train_batches_consumed = 0
+        self._loaded_state: dict[str, Any] | None = None
 
     def prepare_data(self) -> None:
         # Rank zero renders / converts once; the other ranks read the finished files.
@@ -78,31 +105,127 @@ class SimGANDataModule(LightningDataModule):
             self.splits[f"{stream}_train"] = StoreDataset(source.path, labels, train_idx)
             self.splits[f"{stream}_val"] = StoreDataset(source.path, labels, val_idx)
 
+    def check_sizes(self) -> None:
+        """The batch fits each stream's training split: checked before anything is rendered.
+
+        Uses the sizes the sources know without preparing (``n`` of a rendered set, the
+        count of an existing store or ``.npz``); ``setup`` checks again on the real stores.
+        """
+        for stream, source in zip(STREAMS, (self.synthetic_source, self.real_source)):
+            n = _known_size(source)
+            if n is None:
+                continue
+            n_train = n - int(round(n * self.val_fraction))
+            if n_train < self.batch_size:
+                raise ConfigError(f"data.batch_size={self.batch_size} is larger than the {stream} training split "
+                                  f"({n_train} of {n} images, data.val_fraction={self.val_fraction}); "
+                                  "use a smaller batch or more data")
+
     def _split(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         order = np.random.default_rng(self.seed).permutation(n)
         n_val = int(round(n * self.val_fraction))
         return np.sort(order[n_val:]), np.sort(order[:n_val])
 
-    def _loader(self, dataset: StoreDataset, train: bool) -> DataLoader:
-        return DataLoader(
-            dataset, batch_size=self.batch_size, shuffle=train, drop_last=train,
-            num_workers=self.num_workers, pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-        )
+    def _rank_world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def _generator(self, *key: int) -> torch.Generator:
+        # A loader without its own generator draws worker seeds from the global RNG.
+        return torch.Generator().manual_seed(int(np.random.SeedSequence([self.seed, *key]).generate_state(1)[0]))
+
+    def train_sampler(self, stream: str) -> ResumableBatchSampler:
+        rank, world = self._rank_world()
+        return ResumableBatchSampler(len(self.splits[f"{stream}_train"]), self.batch_size, self.seed,
+                                     STREAMS.index(stream), rank, world, start=self.train_batches_consumed,
+                                     name=stream)
 
     def train_dataloader(self) -> CombinedLoader:
-        return CombinedLoader({
-            "synthetic": self._loader(self.splits["synthetic_train"], train=True),
-            "real": self._loader(self.splits["real_train"], train=True),
-        }, mode="max_size_cycle")
+        self._check_resumed_order()
+        loaders = {
+            stream: DataLoader(
+                self.splits[f"{stream}_train"], batch_sampler=self.train_sampler(stream),
+                num_workers=self.num_workers, pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0,
+                generator=self._generator(STREAMS.index(stream), self.train_batches_consumed),
+            ) for stream in STREAMS
+        }
+        # Both streams are endless: the zip never ends, max_steps does.
+        return CombinedLoader(loaders, mode="max_size_cycle")
+
+    def _val_loader(self, dataset: StoreDataset) -> DataLoader:
+        rank, world = self._rank_world()
+        sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False) if world > 1 else None
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=False, sampler=sampler,
+                          num_workers=self.num_workers, pin_memory=self.pin_memory,
+                          persistent_workers=self.num_workers > 0, generator=self._generator(99))
 
     def val_dataloader(self) -> CombinedLoader:
         if not len(self.splits["synthetic_val"]) or not len(self.splits["real_val"]):
             return []
         return CombinedLoader({
-            "synthetic": self._loader(self.splits["synthetic_val"], train=False),
-            "real": self._loader(self.splits["real_val"], train=False),
+            "synthetic": self._val_loader(self.splits["synthetic_val"]),
+            "real": self._val_loader(self.splits["real_val"]),
         }, mode="min_size")
+
+    # ---------------------------------------------------------------- resume
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        # Called once per batch the training loop takes (prefetched batches are not counted).
+        trainer = self.trainer
+        if trainer is not None and trainer.training:
+            self.train_batches_consumed += 1
+        return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        _, world = self._rank_world()
+        return {"train_batches_consumed": self.train_batches_consumed, "seed": self.seed,
+                "batch_size": self.batch_size, "world_size": world,
+                "train_sizes": [len(self.splits[f"{s}_train"]) for s in STREAMS] if self.splits else None}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.train_batches_consumed = int(state["train_batches_consumed"])
+        self._loaded_state = dict(state)
+
+    def _check_resumed_order(self) -> None:
+        """Warns when a resumed run cannot continue the saved data order exactly."""
+        saved, self._loaded_state = self._loaded_state, None
+        if not saved:
+            return
+        now = self.state_dict()
+        changed = [k for k in ("seed", "batch_size", "world_size", "train_sizes") if saved.get(k) != now[k]]
+        if changed:
+            log.warning("resume: %s changed since the checkpoint (%s -> %s); training continues after batch %d "
+                        "but the data order is not the one the interrupted run would have seen",
+                        ", ".join(changed), [saved.get(k) for k in changed], [now[k] for k in changed],
+                        self.train_batches_consumed)
 
     def describe(self) -> str:
         return f"synthetic: {self.synthetic_source.describe()}; real: {self.real_source.describe()}"
+
+
+def _npz_count(path: Path, key: str) -> int | None:
+    """The first dimension of array ``key`` in an ``.npz``, read from its header only."""
+    with zipfile.ZipFile(path) as z, z.open(f"{key}.npy") as f:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, _ = read(f)
+    return int(shape[0]) if shape else None
+
+
+def _known_size(source: Any) -> int | None:
+    """How many images a source will provide, if knowable without preparing it."""
+    cap = getattr(source, "n", None)
+    rendered = getattr(source, "args", None)
+    if isinstance(rendered, dict) and "n" in rendered:
+        return int(rendered["n"])
+    count = None
+    try:
+        path = Path(getattr(source, "path"))
+        if path.is_file():
+            count = int(check_store(path)["count"])
+        elif isinstance(source, NpzStore) and Path(source.npz).is_file():  # the whole array becomes the store
+            count = _npz_count(Path(source.npz), source.key)
+    except (AttributeError, TypeError, KeyError, OSError, ValueError, zipfile.BadZipFile):
+        count = None  # unknown here: setup() checks the prepared store
+    if count is None:
+        return int(cap) if cap else None
+    return min(count, int(cap)) if cap else count

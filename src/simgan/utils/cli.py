@@ -1,9 +1,11 @@
 """What every entry script does around its task: clear errors, clean W&B shutdown.
 
-A :class:`~simgan.errors.SimganError` (bad setting, bad file) is printed as one line,
-``error: <message>``, and the process exits with status 2, even when Hydra's
-``instantiate`` has wrapped it in its own exception. Whatever happens, an open W&B run
-is finished, so multirun jobs never merge into one run (DESIGN.md pitfalls).
+A :class:`~simgan.errors.SimganError` (bad setting, bad file, a diverged run) is printed
+as one line, ``error: <message>``, and the process exits with status 2, even when
+Hydra's ``instantiate`` has wrapped it in its own exception. A run stopped cleanly by a
+signal (:class:`~simgan.reliability.errors.TrainingInterrupted`) prints how to resume
+and exits with ``128 + signum`` (143 for SIGTERM, 130 for SIGINT). Whatever happens, an
+open W&B run is finished, so multirun jobs never merge into one run (DESIGN.md pitfalls).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 from typing import Callable
 
 from simgan.errors import SimganError
+from simgan.reliability.errors import TrainingInterrupted
 
 
 def user_error(err: BaseException) -> SimganError | None:
@@ -39,6 +42,10 @@ def task_wrapper(task: Callable) -> Callable:
     def wrapped(*args, **kwargs):
         try:
             return task(*args, **kwargs)
+        except TrainingInterrupted as stop:
+            if stop.message:
+                print(stop.message, file=sys.stderr, flush=True)
+            sys.exit(stop.exit_code)
         except Exception as err:
             cause = user_error(err)
             if cause is None:
