@@ -19,6 +19,12 @@ before the optimizer step, so the weights stay as they were. Checkpoints carry t
 schedule, the history buffer (a module buffer) and the global RNG states, which are
 restored at the first training step after a resume: with the DataModule's data
 position, a resumed run continues bit for bit.
+
+DDP (docs/scaling.md): every rank runs the same schedule, so all ranks step the same
+network and each optimizer step's gradients are all-reduced (``manual_backward``); the
+logged training scalars are means over the ranks (one all-reduce per step, which also
+keeps the adaptive K_g rule in step). Each rank keeps its own history buffer, and every
+rank's buffer goes into the checkpoint (:mod:`simgan.distributed`).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from lightning.pytorch import LightningModule
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import Tensor
 
+from simgan.distributed import HISTORY_PER_RANK, gather_history, mean_over_ranks, restore_own_history
 from simgan.errors import ConfigError
 from simgan.history import HistoryBuffer
 from simgan.losses import REAL, REFINED, local_adversarial_loss, patch_accuracy, self_regularization
@@ -106,12 +113,19 @@ class SimGAN(LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> None:
         synthetic = batch["synthetic"]["image"].contiguous(memory_format=self.memory_format)
         real = batch["real"]["image"].contiguous(memory_format=self.memory_format)
-        phase = self.schedule.phase
-        if self.schedule.network == REFINER:
+        phase, network = self.schedule.phase, self.schedule.network
+        if network == REFINER:
             logs = self._refiner_step(synthetic, adversarial=phase == PHASES[2])
-            self.schedule.advance()
         else:
             logs = self._discriminator_step(synthetic, real)
+        trainer = self._trainer
+        if trainer is not None and trainer.world_size > 1:
+            # means over the global batch; the adaptive K_g rule below must see the same
+            # D loss on every rank, or the ranks would step different networks
+            logs = mean_over_ranks(logs, trainer.strategy)
+        if network == REFINER:
+            self.schedule.advance()
+        else:
             adaptive = self.schedule.adaptive.enabled
             self.schedule.advance(d_loss=logs["train/d_loss"].item() if adaptive else None)
         logs["train/phase"] = float(PHASES.index(phase))
@@ -205,14 +219,22 @@ class SimGAN(LightningModule):
         }, on_step=False, on_epoch=True, sync_dist=True, batch_size=synthetic.shape[0])
 
     # ---------------------------------------------------------------- checkpoints
+    # Under DDP Lightning calls these on every rank (rank zero alone writes the file).
+    # The RNG states are rank zero's: every rank is seeded alike and draws alike.
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["simgan_schedule"] = self.schedule.state_dict()
         checkpoint["simgan_rng"] = collect_rng_states()
+        per_rank = gather_history(self.history.images, self.history.filled)  # a collective
+        if per_rank is not None:
+            checkpoint[HISTORY_PER_RANK] = per_rank
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "simgan_schedule" in checkpoint:
             self.schedule.load_state_dict(checkpoint["simgan_schedule"])
         self._rng_to_restore = checkpoint.get("simgan_rng")
+        trainer = self._trainer
+        if trainer is not None:  # resuming training (not load_from_checkpoint): each rank its own history
+            restore_own_history(checkpoint, trainer.global_rank, trainer.world_size)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # At the first step after a resume, not at load time: what runs in between

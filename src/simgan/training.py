@@ -9,6 +9,10 @@ Trainer gets an atomic, NaN-refusing CheckpointIO, and ``use_distributed_sampler
 because the DataModule shards its own streams; a run stopped by a signal raises
 :class:`TrainingInterrupted` with the command that resumes it, and a diverged run's
 :class:`NonFiniteError` names the last good checkpoint.
+
+Scaling out (docs/scaling.md): a DDP run whose worker processes Lightning starts by
+re-executing the command line is refused inside a Hydra multirun (``-m``), where each
+worker would re-run the whole sweep; only rank zero prints the summary.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from simgan.errors import ConfigError
 from simgan.reliability.checkpoint_io import trainer_plugins
 from simgan.reliability.errors import NonFiniteError, TrainingInterrupted
 from simgan.reliability.resume import interrupted_message, last_good_checkpoint, resolve_ckpt_path
@@ -40,6 +45,10 @@ def _instantiate_all(group: DictConfig | None) -> list:
 # Our checkpoints are written between steps (the post-step state is what a resume needs),
 # so Lightning's advice to stash pre-optimizer-step weights does not apply.
 warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
+# torch deprecates DDP's broadcast_buffers but its replacement (forward_sync_buffers=False)
+# still copies rank zero's buffers to every rank at start-up, which would overwrite the
+# per-rank history buffers a resumed run restores: conf/trainer/ddp.yaml keeps the old flag.
+warnings.filterwarnings("ignore", message="`broadcast_buffers` is deprecated", category=FutureWarning)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -56,6 +65,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                           max_steps=model.schedule.total_steps, plugins=trainer_plugins(cfg.trainer),
                           use_distributed_sampler=not getattr(datamodule, "shards_itself", False))
+    _refuse_relaunch_inside_sweep(trainer)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     log.info("data: %s", datamodule.describe())
@@ -75,6 +85,29 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if trainer.is_global_zero:
         print(_summary(trainer, metrics), flush=True)
     return metrics
+
+
+def _refuse_relaunch_inside_sweep(trainer: L.Trainer) -> None:
+    """Raises ConfigError for a Lightning-launched DDP run inside a Hydra multirun.
+
+    Lightning starts ranks 1.. of a one-machine DDP run by running ``sys.argv`` again with
+    ``hydra.run.dir`` pinned; under ``-m`` that command is the whole sweep, so every job
+    would start another sweep. Processes started by SLURM or torchrun are not affected.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+
+    launcher = getattr(trainer.strategy, "launcher", None)
+    if (not isinstance(launcher, _SubprocessScriptLauncher) or launcher.num_processes < 2
+            or launcher.cluster_environment.creates_processes_externally):
+        return  # no worker processes of Lightning's own (one device, or SLURM / torchrun started them)
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise ConfigError(
+            f"a {launcher.num_processes}-process DDP run cannot be a job of a -m sweep on one machine (each "
+            "process Lightning starts would re-run the whole sweep): sweep with one device per job "
+            "(trainer=cpu or trainer=gpu), or launch each job through SLURM (hydra/launcher=slurm), "
+            "see docs/scaling.md")
 
 
 def _summary(trainer: L.Trainer, metrics: dict[str, float]) -> str:
