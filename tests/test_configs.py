@@ -52,3 +52,12 @@ def test_default_run_writes_checkpoint_grid_and_metrics(compose_train, tmp_path,
     assert list((tmp_path / "wandb").glob("offline-run-*")), "W&B offline run dir missing"
     for where in ("checkpoint:", "image grids:", "metrics:", "W&B run:"):
         assert where in out
+
+
+def test_last_checkpoint_holds_the_final_step_when_not_a_multiple_of_the_interval(compose_train, tmp_path):
+    import torch
+
+    cfg = compose_train("debug=default", "model.schedule.adversarial_steps=7")  # 11 steps, interval 5
+    train(cfg)
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False, map_location="cpu")
+    assert ckpt["global_step"] == 11 and ckpt["simgan_schedule"]["step"] == 11

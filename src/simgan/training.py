@@ -18,6 +18,7 @@ worker would re-run the whole sweep; only rank zero prints the summary.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import warnings
 from pathlib import Path
@@ -81,10 +82,28 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if shutdown is not None and shutdown.stopped_by:
         message = interrupted_message(trainer, shutdown) if trainer.is_global_zero else ""
         raise TrainingInterrupted(shutdown.stopped_by, message)
+    _save_final_checkpoint(trainer)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if trainer.is_global_zero:
         print(_summary(trainer, metrics), flush=True)
     return metrics
+
+
+def _save_final_checkpoint(trainer: L.Trainer) -> None:
+    """Writes last.ckpt at the final step when the periodic checkpoint missed it.
+
+    ModelCheckpoint saves every ``every_n_train_steps``; when the schedule's total is not
+    a multiple of it, last.ckpt would hold an earlier refiner than the one that finished.
+    Every rank calls this (saving is collective); only rank zero writes.
+    """
+    ckpt = trainer.checkpoint_callback
+    if ckpt is None or ckpt.dirpath is None or not ckpt.save_last:
+        return
+    path = os.path.join(ckpt.dirpath, "last.ckpt")
+    if getattr(ckpt, "_last_global_step_saved", None) == trainer.global_step and os.path.exists(path):
+        return
+    trainer.save_checkpoint(path)
+    ckpt.last_model_path = path
 
 
 def _refuse_relaunch_inside_sweep(trainer: L.Trainer) -> None:

@@ -122,7 +122,7 @@ class MnistSplit:
     """
 
     def __init__(self, npz: str, cache_dir: str, split: str = "unlabeled", n_test: int = 2000,
-                 seed: int = 0, description: str = ""):
+                 seed: int = 0, description: str = "", n: int | None = None):
         if split not in SPLITS:
             raise ConfigError(f"data: MNIST split must be one of {SPLITS}, got split={split!r}")
         self.npz = Path(npz)
@@ -131,6 +131,9 @@ class MnistSplit:
         self.n_test = int(n_test)
         self.seed = int(seed)
         self.description = description
+        # like every source: use the first n images (stores are written shuffled, so a
+        # prefix is a fair sample of all classes)
+        self.n = int(n) if n else None
         if not self.npz.is_file():
             raise DataError(f"{self.npz}: file not found (expected an .npz with arrays 'images' and 'labels')")
         self.path = _store_paths(self.npz, self.cache_dir, self.n_test, self.seed)[split]
