@@ -1,0 +1,165 @@
+"""Cheap realism and label metrics at every validation, for sweeps and "keep the best refiner".
+
+The full evaluation (``src/evaluate.py``, :mod:`simgan.evaluation`) takes minutes; this
+callback measures a small, fixed version of the same things at each validation, so
+that ``ModelCheckpoint(monitor="val/realism_gap")`` can keep the best refiner and a sweep
+can optimize it (``optimized_metric``):
+
+- ``val/c2st_refined``: the paper's realism test (Sec. 3.1 "visual Turing test", where
+  people scored 51.7% on refined eyes) with a fresh CNN for the subject
+  (:func:`simgan.metrics.c2st.c2st`): held-out accuracy telling the refined versions of
+  ``num_images`` fixed synthetic validation images from ``num_images`` fixed real ones.
+  0.5 = indistinguishable. Same images and same seed every time, so a change is the
+  refiner's doing.
+- ``val/c2st_synthetic``: the same test on the raw synthetic images, computed once at fit
+  start: the baseline the refiner has to beat (the paper's humans: 81%).
+- ``val/pupil_shift_px``, ``val/gaze_drift_deg`` (data labels ``pupil`` and ``gaze``):
+  label preservation (Sec. 3.1, Eq. 4 self-regularization; the paper measured 1.1 px by
+  hand) against a small pupil/gaze estimator trained ONCE at fit start on the synthetic
+  training stream (:func:`simgan.metrics.pupil.fit_label_regressor`).
+- ``val/label_flip`` (a class label such as ``digit``): the share of images whose class,
+  as read by a small classifier trained once at fit start on synthetic images, changes
+  under refinement (:func:`simgan.metrics.downstream.fit_classifier`).
+- ``val/realism_gap`` (lower is better), the proxy to monitor::
+
+      realism_gap = 2 * |c2st_refined - 0.5|            # 0: indistinguishable, 1: fully separable
+                    + pupil_weight * pupil_shift_px     # eyes; 0.1 per px by default
+                    + flip_weight * label_flip          # class labels; 1.0 by default
+
+  The label terms keep the proxy from rewarding a refiner that wins realism by
+  rewriting the content (the failure self-regularization exists to prevent).
+- ``val/realism_seconds``: what the measurement cost (bounded by ``c2st_time_budget_s``
+  plus one refiner forward on ``num_images``).
+
+Rank zero computes (one CNN, no collectives); the values are broadcast and every rank
+logs the same numbers with ``sync_dist=False`` (nothing to reduce: they are equal), so
+``ModelCheckpoint`` and ``EarlyStopping`` find the key on every rank, which
+``rank_zero_only=True`` logging would not allow. Skipped during the sanity check.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from torch import Tensor
+
+from simgan.metrics._common import predict
+from simgan.metrics.c2st import c2st
+from simgan.metrics.downstream import fit_classifier
+from simgan.metrics.pupil import angle_deg, fit_label_regressor
+
+log = logging.getLogger("simgan")
+EYE_LABELS = ("pupil", "gaze")
+
+
+def _take(first, second, n: int, labels=()) -> tuple[Tensor, dict[str, Tensor]]:
+    """The first ``n`` samples of ``first`` then ``second`` (validation, topped up from training)."""
+    picked = [first[i] for i in range(min(n, len(first)))]
+    picked += [second[i] for i in range(min(n - len(picked), len(second)))]
+    images = torch.stack([s["image"] for s in picked])
+    return images, {k: torch.stack([s[k] for s in picked]) for k in labels}
+
+
+def _last(dataset, n: int, labels) -> tuple[Tensor, dict[str, Tensor]]:
+    """The last ``n`` samples (the fixed validation images come from the front)."""
+    picked = [dataset[i] for i in range(max(0, len(dataset) - n), len(dataset))]
+    return torch.stack([s["image"] for s in picked]), {k: torch.stack([s[k] for s in picked]) for k in labels}
+
+
+class ValidationRealism(Callback):
+    def __init__(self, num_images: int = 256, c2st_epochs: int = 5, c2st_time_budget_s: float = 5.0,
+                 label_fit_images: int = 2000, label_fit_steps: int = 150, label_fit_time_budget_s: float = 15.0,
+                 label_width: int = 8, class_label: str | None = "digit", classifier_epochs: int = 2,
+                 pupil_weight: float = 0.1, flip_weight: float = 1.0, seed: int = 0, show_progress: bool = False):
+        self.num_images = int(num_images)
+        self.c2st_kw = {"max_epochs": int(c2st_epochs), "time_budget_s": c2st_time_budget_s, "seed": seed}
+        self.label_fit = {"images": int(label_fit_images), "steps": int(label_fit_steps),
+                          "time_budget_s": label_fit_time_budget_s, "width": int(label_width),
+                          "epochs": int(classifier_epochs)}
+        self.class_label = class_label
+        self.pupil_weight = float(pupil_weight)
+        self.flip_weight = float(flip_weight)
+        self.seed = int(seed)
+        self.show_progress = show_progress
+        self.synthetic: Tensor | None = None
+        self.real: Tensor | None = None
+        self.label_model: torch.nn.Module | None = None
+        self.label_kind: str | None = None  # "eyes" | "class" | None
+        self.baseline: float | None = None
+
+    # ------------------------------------------------------------------ fit start: once
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        splits = trainer.datamodule.splits
+        labels = tuple(trainer.datamodule.labels)
+        self.synthetic, _ = _take(splits["synthetic_val"], splits["synthetic_train"], self.num_images)
+        self.real, _ = _take(splits["real_val"], splits["real_train"], self.num_images)
+        if set(EYE_LABELS) <= set(labels):
+            self.label_kind = "eyes"
+        elif self.class_label and self.class_label in labels:
+            self.label_kind = "class"
+        if not trainer.is_global_zero:
+            return
+        started = time.monotonic()
+        device = pl_module.device
+        with torch.inference_mode(False), torch.enable_grad():
+            if self.label_kind is not None:
+                names = EYE_LABELS if self.label_kind == "eyes" else (self.class_label,)
+                x, y = _last(splits["synthetic_train"], self.label_fit["images"], names)
+                if self.label_kind == "eyes":
+                    self.label_model = fit_label_regressor(
+                        x, y, seed=self.seed, steps=self.label_fit["steps"], batch_size=32,
+                        time_budget_s=self.label_fit["time_budget_s"], width=self.label_fit["width"],
+                        device=device, show_progress=self.show_progress)
+                else:
+                    self.label_model = fit_classifier(
+                        x, y[self.class_label], seed=self.seed, epochs=self.label_fit["epochs"],
+                        time_budget_s=self.label_fit["time_budget_s"], device=device,
+                        show_progress=self.show_progress)
+            self.baseline = c2st(self.real, self.synthetic, device=device, show_progress=self.show_progress,
+                                 **self.c2st_kw)["accuracy"]
+        log.info("validation realism: %d synthetic / %d real images, %s label estimator, synthetic C2ST %.3f "
+                 "(set-up %.1f s)", len(self.synthetic), len(self.real), self.label_kind or "no",
+                 self.baseline, time.monotonic() - started)
+
+    # ------------------------------------------------------------------ every validation
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking or self.synthetic is None:
+            return
+        values = self.measure(pl_module) if trainer.is_global_zero else None
+        values = trainer.strategy.broadcast(values, src=0)
+        for key, value in values.items():
+            pl_module.log(key, value, on_step=False, on_epoch=True, sync_dist=False,
+                          prog_bar=key == "val/realism_gap")
+
+    def measure(self, pl_module: LightningModule) -> dict[str, float]:
+        """The metrics for ``pl_module``'s refiner now (rank zero)."""
+        started = time.monotonic()
+        device = pl_module.device
+        # Lightning validates under inference_mode; the C2ST judge needs autograd.
+        with torch.inference_mode(False), torch.enable_grad():
+            refiner = pl_module.refiner  # the plain module: a compiled one would recompile for this batch size
+            was_training = refiner.training
+            refiner.eval()
+            with torch.no_grad():
+                refined = torch.cat([refiner(x.to(device)).float().cpu() for x in self.synthetic.split(256)])
+            refiner.train(was_training)
+            acc = c2st(self.real, refined.clamp(-1, 1), device=device, show_progress=self.show_progress,
+                       **self.c2st_kw)["accuracy"]
+        values = {"val/c2st_refined": acc, "val/c2st_synthetic": self.baseline}
+        gap = 2.0 * abs(acc - 0.5)
+        if self.label_kind == "eyes":
+            before, after = predict(self.label_model, self.synthetic), predict(self.label_model, refined)
+            values["val/pupil_shift_px"] = float((after[:, :2] - before[:, :2]).norm(dim=1).mean())
+            values["val/gaze_drift_deg"] = float(angle_deg(before[:, 2:], after[:, 2:]).mean())
+            gap += self.pupil_weight * values["val/pupil_shift_px"]
+        elif self.label_kind == "class":
+            before = predict(self.label_model, self.synthetic).argmax(1)
+            after = predict(self.label_model, refined).argmax(1)
+            values["val/label_flip"] = float((before != after).float().mean())
+            gap += self.flip_weight * values["val/label_flip"]
+        values["val/realism_gap"] = gap
+        values["val/realism_seconds"] = time.monotonic() - started
+        return {k: float(v) for k, v in values.items()}

@@ -1,0 +1,126 @@
+"""What an evaluation reads: the refiner from a checkpoint, the data it was trained on, images.
+
+The data config comes from the command line (``data=digits``) when one is given, else from
+the training run that wrote the checkpoint (``<run>/.hydra/config.yaml``, found two levels
+above ``<run>/checkpoints/last.ckpt``). The training run's own config is preferred because
+it reproduces the exact train/validation split (same ``seed``, same ``n``), so "held-out"
+below really means images the refiner was never trained on.
+
+Image sets, each a plain tensor in [-1, 1] read once:
+
+- ``synthetic``: the first ``n_images`` of the synthetic validation split, topped up from
+  the training split when the validation split is smaller;
+- ``fit``: the next synthetic images (training split, disjoint from ``synthetic``), for the
+  models an evaluation trains (label estimator, downstream classifier);
+- ``real``: the first ``n_images`` of the real validation split, topped up from training.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor, nn
+from torch.utils.data import ConcatDataset
+from tqdm.auto import tqdm
+
+from simgan.errors import ConfigError
+
+log = logging.getLogger("simgan")
+
+
+def run_config_path(ckpt_path: str | Path) -> Path:
+    """``<run>/.hydra/config.yaml`` for ``<run>/checkpoints/<name>.ckpt``."""
+    return Path(ckpt_path).resolve().parent.parent / ".hydra" / "config.yaml"
+
+
+def data_config(cfg: DictConfig) -> tuple[DictConfig, str]:
+    """The ``data`` node to evaluate on (resolved) and where it came from."""
+    if cfg.get("data") is not None:
+        return cfg.data, "the command line / conf/evaluate.yaml (data=...)"
+    saved = run_config_path(cfg.ckpt_path)
+    if not saved.is_file():
+        raise ConfigError(f"no data config: {saved} does not exist (a checkpoint not written by src/train.py?); "
+                          "name the data it was trained on, e.g. data=digits or data=eyes")
+    run_cfg = OmegaConf.load(saved)
+    if run_cfg.get("data") is None:
+        raise ConfigError(f"{saved}: has no 'data' node; name the data, e.g. data=digits")
+    # Resolved against the run's own config: its seed decides the validation split.
+    resolved = OmegaConf.create(OmegaConf.to_container(run_cfg.data, resolve=True))
+    return resolved, str(saved)
+
+
+def check_refiner_fits(info: dict, image_shape: tuple[int, int, int]) -> str | None:
+    """Channels must match (ConfigError); another H x W only gets a note (R is fully convolutional)."""
+    c, h, w = image_shape
+    if info.get("channels") is not None and info["channels"] != c:
+        raise ConfigError(f"{info['path']}: the refiner takes {info['channels']} channel(s) but the data has {c} "
+                          f"(data.channels); evaluate with the data it was trained on "
+                          f"(trained on C x H x W = {info.get('image_shape')})")
+    trained = info.get("image_shape")
+    if trained and tuple(trained[1:]) != (h, w):
+        return f"refiner trained on {trained[1]}x{trained[2]} images, evaluated on {h}x{w}"
+    return None
+
+
+@dataclass
+class ImageSets:
+    synthetic: Tensor
+    synthetic_labels: dict[str, Tensor]
+    fit: Tensor
+    fit_labels: dict[str, Tensor]
+    real: Tensor
+    notes: list[str] = field(default_factory=list)
+
+
+def stack(dataset, start: int, stop: int, desc: str) -> tuple[Tensor, dict[str, Tensor]]:
+    """Samples ``start:stop`` of a dataset of dicts -> (images, {key: stacked values})."""
+    stop = min(stop, len(dataset))
+    samples = [dataset[i] for i in tqdm(range(start, stop), desc=desc, leave=False, mininterval=0.5,
+                                        disable=stop - start < 2000)]
+    if not samples:
+        return torch.empty(0), {}
+    images = torch.stack([s["image"] for s in samples])
+    rest = {k: torch.stack([s[k] for s in samples]) for k in samples[0] if k != "image"}
+    return images, rest
+
+
+def image_sets(datamodule, n_images: int, n_fit: int) -> ImageSets:
+    splits = datamodule.splits
+    synthetic_pool = ConcatDataset([splits["synthetic_val"], splits["synthetic_train"]])
+    real_pool = ConcatDataset([splits["real_val"], splits["real_train"]])
+    notes = []
+    if len(splits["synthetic_val"]) < n_images:
+        notes.append(f"synthetic validation split has {len(splits['synthetic_val'])} images: "
+                     f"topped up to {min(n_images, len(synthetic_pool))} from the training split")
+    synthetic, synthetic_labels = stack(synthetic_pool, 0, n_images, "read synthetic")
+    fit, fit_labels = stack(synthetic_pool, len(synthetic), len(synthetic) + n_fit, "read synthetic (fit)")
+    real, _ = stack(real_pool, 0, n_images, "read real")
+    if len(fit) < 2:
+        raise ConfigError(f"n_images={n_images} uses up all {len(synthetic_pool)} synthetic images: nothing left "
+                          "to fit the label estimator / downstream models on; lower n_images")
+    synthetic_labels.pop("index", None)
+    fit_labels.pop("index", None)
+    return ImageSets(synthetic, synthetic_labels, fit, fit_labels, real, notes)
+
+
+@torch.no_grad()
+def refine_images(refiner: nn.Module, x: Tensor, batch_size: int = 256, device: str | torch.device = "cpu",
+                  desc: str = "refine") -> Tensor:
+    """R(x) in batches, on ``device``, back on the CPU."""
+    refiner = refiner.to(device).eval()
+    out = [refiner(x[i:i + batch_size].to(device)).float().cpu()
+           for i in tqdm(range(0, len(x), batch_size), desc=desc, leave=False, mininterval=0.5)]
+    return torch.cat(out) if out else x.clone()
+
+
+def build_datamodule(data_cfg: DictConfig):
+    datamodule = instantiate(data_cfg, _recursive_=True)
+    datamodule.prepare_data()
+    datamodule.setup("validate")
+    log.info("data: %s", datamodule.describe())
+    return datamodule

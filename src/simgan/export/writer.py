@@ -1,0 +1,98 @@
+"""The prediction writer: refined batches -> one compressed chunk file per finished chunk.
+
+A :class:`~lightning.pytorch.callbacks.BasePredictionWriter` on every rank. Batches of
+one chunk arrive one after another (:mod:`simgan.export.data`); they are copied into
+that chunk's buffer at their index offset, and when the chunk is whole it is handed to
+threads that compress its HDF5 chunks (:mod:`simgan.export.codec`, in parallel: zlib
+releases the GIL) and write ``chunk-<k>.npz`` atomically (:mod:`simgan.export.parts`),
+while the device refines the next chunk. At most ``max_pending`` chunks wait for the
+threads, so memory is bounded by the chunk size, never by the dataset size.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
+from lightning.pytorch.callbacks import BasePredictionWriter
+
+from simgan.export.codec import GZIP_LEVEL, encode
+from simgan.export.parts import Parts
+
+
+class ChunkWriter(BasePredictionWriter):
+    def __init__(self, parts: Parts, sample_shape: tuple[int, ...], dtype: np.dtype, rows: int,
+                 threads: int | None = None, max_pending: int = 2, level: int = GZIP_LEVEL):
+        super().__init__(write_interval="batch")
+        self.parts = parts
+        self.sample_shape = tuple(sample_shape)
+        self.dtype = np.dtype(dtype)
+        self.rows = int(rows)
+        self.threads = threads
+        self.max_pending = max_pending
+        self.level = int(level)
+        self.written: list[int] = []
+        self._chunk: int | None = None
+        self._pending: deque[Future] = deque()
+        self._encoders: ThreadPoolExecutor | None = None
+        self._saver: ThreadPoolExecutor | None = None
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        # Threads are made here, not in __init__: a spawn strategy pickles the callbacks.
+        threads = self.threads or max(1, min(8, (os.cpu_count() or 2) // max(1, trainer.num_devices)))
+        self._encoders = ThreadPoolExecutor(threads, thread_name_prefix="refine-encode")
+        self._saver = ThreadPoolExecutor(1, thread_name_prefix="refine-save")
+
+    def write_on_batch_end(self, trainer, pl_module, prediction: dict, batch_indices, batch, batch_idx: int,
+                           dataloader_idx: int = 0) -> None:
+        chunk, start, stop = int(prediction["chunk"]), int(prediction["start"]), int(prediction["stop"])
+        if chunk < 0:  # an idle rank's empty batch (simgan.export.data.IDLE)
+            return
+        if chunk != self._chunk:
+            self._begin(chunk)
+        lo = start - self._bounds[0]
+        if self._filled[lo:lo + stop - start].any():
+            raise RuntimeError(f"refine: samples {start}..{stop - 1} of chunk {chunk} arrived twice")
+        self._buffer[lo:lo + stop - start] = prediction["image"].cpu().numpy()
+        self._filled[lo:lo + stop - start] = True
+        if self._filled.all():
+            self._finish()
+
+    def _begin(self, chunk: int) -> None:
+        if self._chunk is not None:
+            raise RuntimeError(f"refine: chunk {self._chunk} incomplete when chunk {chunk} started")
+        self._chunk = chunk
+        self._bounds = self.parts.bounds(chunk)
+        n = self._bounds[1] - self._bounds[0]
+        self._buffer = np.empty((n, *self.sample_shape), dtype=self.dtype)
+        self._filled = np.zeros(n, dtype=bool)
+
+    def _finish(self) -> None:
+        chunk, (start, stop), images = self._chunk, self._bounds, self._buffer
+        self._chunk, self._buffer = None, None
+        blocks = [self._encoders.submit(encode, images[a:a + self.rows], self.rows, self.level)
+                  for a in range(0, stop - start, self.rows)]
+        self._pending.append(self._saver.submit(self._save, chunk, np.arange(start, stop), blocks))
+        while len(self._pending) > self.max_pending:
+            self._pending.popleft().result()
+
+    def _save(self, chunk: int, indices: np.ndarray, blocks: list[Future]) -> None:
+        parts = [b.result() for b in blocks]
+        offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+        np.cumsum([len(p) for p in parts], out=offsets[1:])
+        self.parts.write(chunk, indices, np.frombuffer(b"".join(parts), dtype=np.uint8), offsets)
+        self.written.append(chunk)
+
+    def on_predict_epoch_end(self, trainer, pl_module) -> None:
+        if self._chunk is not None:
+            raise RuntimeError(f"refine: the predict loop ended inside chunk {self._chunk}")
+        while self._pending:  # surfaces a failed write (disk full...) as an error here
+            self._pending.popleft().result()
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        for pool in (self._encoders, self._saver):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        self._encoders = self._saver = None

@@ -1,0 +1,173 @@
+"""src/evaluate.py end to end: a tiny training, then an evaluation of its checkpoint.
+
+Budgets are tiny (a few dozen images, one or two epochs), so the numbers are checked
+for range and presence, not quality; each metric's own constructed-case tests are in
+tests/test_metrics.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf, open_dict
+
+from simgan.errors import ConfigError, DataError, SimganError
+from simgan.evaluation.realism import kid_many
+from simgan.evaluation.run import evaluate
+from simgan.metrics.kid import kid
+from simgan.training import train
+from simgan.utils.cli import finish_wandb
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["n_images=48", "c2st.max_epochs=2", "kid.n_images=12", "kid.size=32", "kid.subsets=10",
+        "labels.fit_images=96", "labels.steps=10", "labels.width=4", "downstream.n_train=96",
+        "downstream.epochs=1", "downstream.n_test=100", "show_progress=false", "grid_rows=4"]
+
+
+def _train_tiny(compose_train, tmp_path: Path, *overrides: str) -> Path:
+    """Trains a debug run into tmp_path and leaves a Hydra-like run dir (.hydra/config.yaml)."""
+    cfg = compose_train("debug=default", "logger=none", *overrides)
+    train(cfg)
+    (tmp_path / ".hydra").mkdir()
+    OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")
+    return tmp_path / "checkpoints" / "last.ckpt"
+
+
+def _compose_eval(compose_train, out: Path, *overrides: str):
+    cfg = compose_train(*TINY, *overrides, config_name="evaluate")
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(out)
+    return cfg
+
+
+def _check_common(out: Path, results: dict) -> dict:
+    saved = json.loads((out / "metrics.json").read_text())
+    s = saved["summary"]
+    for key in ("c2st_synthetic_acc", "c2st_refined_acc", "c2st_synthetic_auc", "c2st_refined_auc"):
+        assert 0.0 <= s[key] <= 1.0, key
+    for key in ("kid_synthetic", "kid_refined"):
+        assert math.isfinite(s[key]) and s[key] > -1.0, key  # unbiased: may dip below 0, never far
+    # the same real images and budget for both pairs: the comparison is paired
+    c2st = saved["realism"]["c2st"]
+    assert c2st["synthetic"]["n_test"] == c2st["refined"]["n_test"] > 0
+    assert saved["meta"]["n_synthetic"] == 48 and saved["meta"]["seconds"]["total"] > 0
+    for name in ("report.md", "grid.png", "realism.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    report = (out / "report.md").read_text()
+    assert "C2ST accuracy" in report and "realism.png" in report
+    assert s == pytest.approx(results["summary"])
+    return saved
+
+
+@pytest.mark.slow
+def test_eyes_training_then_evaluation(compose_train, tmp_path):
+    ckpt = _train_tiny(compose_train, tmp_path)  # the eyes default (experiment=quick)
+    out = tmp_path / "eval"
+    # no data= given: the run's own data config (.hydra/config.yaml) is used
+    results = evaluate(_compose_eval(compose_train, out, f"ckpt_path={ckpt}"))
+    saved = _check_common(out, results)
+    s = saved["summary"]
+    assert s["pupil_shift_px_mean"] >= 0.0 and 0.0 <= s["gaze_drift_deg_mean"] <= 180.0
+    assert s["pupil_shift_px_at_55_mean"] == pytest.approx(s["pupil_shift_px_mean"] * 55 / 60)
+    assert saved["downstream"] is None and "accuracy_refined" not in s
+    assert (out / "label_shift.png").is_file()
+    assert "pupil shift" in (out / "report.md").read_text()
+    assert saved["meta"]["data_from"].endswith(".hydra/config.yaml")
+
+
+@pytest.mark.slow
+def test_digits_training_then_evaluation_with_wandb(compose_train, tmp_path):
+    ckpt = _train_tiny(compose_train, tmp_path, "experiment=digits")
+    out = tmp_path / "eval"
+    cfg = _compose_eval(compose_train, out, f"ckpt_path={ckpt}", "data=digits", "data.synthetic.n=256",
+                        "data.real.n=256", "logger=wandb")
+    try:
+        results = evaluate(cfg)
+    finally:
+        finish_wandb()  # what task_wrapper does for the entry script
+    saved = _check_common(out, results)
+    d = saved["downstream"]
+    for name in ("synthetic", "refined", "real"):
+        assert 0.0 <= d[f"accuracy_{name}"] <= 1.0
+        assert d[f"n_train_{name}"] == 96  # (a), (b), (c) get the same number of images
+    assert d["n_test"] == 100 and saved["labels"] is None
+    assert (out / "downstream.png").is_file()
+    assert list((out / "wandb").glob("offline-run-*")), "W&B offline run dir missing"
+
+
+def test_reference_labels_come_from_the_npz_and_test_split_is_disjoint(compose_train, cache_dir):
+    """(c)'s labels are the MNIST labels of the unlabeled stream's images; none are test images."""
+    import h5py
+    import numpy as np
+
+    from simgan.data.mnist import MnistSplit as MnistStream
+    from simgan.evaluation.downstream import reference_labels
+
+    npz = ROOT / "data" / "mnist" / "mnist_train_5k.npz"
+    unlabeled = MnistStream(str(npz), str(cache_dir), split="unlabeled", n=256)
+    unlabeled.prepare()
+    test = MnistStream(str(npz), str(cache_dir), split="test")
+    with h5py.File(unlabeled.path) as f, h5py.File(test.path) as g:
+        assert not set(f.attrs["source_indices"]) & set(g.attrs["source_indices"])
+        source = f.attrs["source_indices"]
+    cfg = OmegaConf.create({"npz": str(npz)})
+    labels = reference_labels(cfg, unlabeled.path, torch.arange(10))
+    with np.load(npz) as arrays:
+        assert labels.tolist() == arrays["labels"][source[:10]].tolist()
+    assert unlabeled.n == 256
+
+
+def test_kid_many_equals_kid_per_pair():
+    gen = torch.Generator().manual_seed(0)
+    real, a, b = (torch.rand(12, 1, 28, 28, generator=gen) * 2 - 1 for _ in range(3))
+    many = kid_many(real, {"a": a, "b": b}, subset_size=12, subsets=5, size=32, show_progress=False)
+    for name, x in (("a", a), ("b", b)):
+        one = kid(real, x, subset_size=12, subsets=5, size=32, show_progress=False)
+        assert many[name]["kid_mean"] == pytest.approx(one["kid_mean"], rel=1e-5, abs=1e-7)
+
+
+def test_missing_checkpoint_is_a_user_error(compose_train, tmp_path):
+    with pytest.raises(DataError, match="checkpoint file not found"):
+        evaluate(_compose_eval(compose_train, tmp_path, f"ckpt_path={tmp_path}/nope.ckpt", "data=digits"))
+    with pytest.raises(ConfigError, match="ckpt_path is not set"):
+        evaluate(_compose_eval(compose_train, tmp_path, "data=digits"))
+
+
+def test_checkpoint_without_run_config_needs_data(compose_train, tmp_path):
+    ckpt = _fake_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt", channels=1)
+    with pytest.raises(ConfigError, match="data=digits"):
+        evaluate(_compose_eval(compose_train, tmp_path, f"ckpt_path={ckpt}"))
+
+
+def test_channel_mismatch_is_refused_before_any_work(compose_train, tmp_path):
+    ckpt = _fake_checkpoint(tmp_path / "rgb.ckpt", channels=3)
+    with pytest.raises(SimganError, match="3 channel"):
+        evaluate(_compose_eval(compose_train, tmp_path, f"ckpt_path={ckpt}", "data=digits"))
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_entry_script_prints_one_line_and_exits_2(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "src" / "evaluate.py"), f"ckpt_path={tmp_path}/none.ckpt",
+                           "data=digits", f"hydra.run.dir={tmp_path}/run"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "Traceback" not in proc.stderr
+
+
+def _fake_checkpoint(path: Path, channels: int) -> Path:
+    """A minimal SimGAN-shaped checkpoint: the refiner config + refiner.* weights."""
+    from simgan.models.refiner import Refiner
+
+    config = {"_target_": "simgan.models.refiner.Refiner", "channels": channels, "width": 4, "num_blocks": 1}
+    refiner = Refiner(channels, 4, 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"hyper_parameters": {"refiner": config, "image_shape": [channels, 28, 28]},
+                "state_dict": {f"refiner.{k}": v for k, v in refiner.state_dict().items()}, "global_step": 0}, path)
+    return path
