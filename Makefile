@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml
 train: install
 	$(PYTHON) src/train.py $(ARGS)
 
+# bytecode caching on: the DDP, sweep and shutdown tests start many Python processes
 test: install
-	$(PYTHON) -m pytest $(ARGS)
+	env -u PYTHONDONTWRITEBYTECODE $(PYTHON) -m pytest $(ARGS)
 
 test-fast: install
 	$(PYTHON) -m pytest -m "not slow" $(ARGS)

@@ -47,3 +47,16 @@ def compose_train(tmp_path, cache_dir):
 
     yield _compose
     GlobalHydra.instance().clear()
+
+
+@pytest.fixture(autouse=True)
+def no_wandb_run_left_behind():
+    """Finishes a W&B run a test left open (as the entry scripts' task_wrapper does).
+
+    A run left open is reused by the next WandbLogger, which then logs into the old
+    test's directory.
+    """
+    yield
+    from simgan.utils.cli import finish_wandb
+
+    finish_wandb()

@@ -29,9 +29,12 @@ def test_refiner_is_fully_convolutional_with_configurable_depth():
 @pytest.mark.parametrize("size,patches", [((36, 60), (9, 15)), ((35, 55), (9, 14))])
 def test_discriminator_gives_a_logit_pair_per_patch(size, patches):
     d = LocalDiscriminator(channels=1)
+    assert isinstance(d.net[-1], nn.Conv2d)  # the logits layer is last: nothing after it
+    with torch.no_grad():
+        d.net[-1].bias.fill_(-5.0)
     logits = d(torch.rand(2, 1, *size) * 2 - 1)
     assert logits.shape == (2, 2, *patches)
-    # raw logits: a ReLU (peer bug) would make every value >= 0
+    # raw logits: a ReLU on them (peer bug) would clip these negative values to 0
     assert (logits < 0).any()
 
 
