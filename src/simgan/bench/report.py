@@ -1,0 +1,144 @@
+"""The benchmark's outputs: ``results.json`` (everything) and ``results.md`` (the tables).
+
+Targets (project issue 7), each checked from the medians of this run:
+
+- the platform's step throughput >= 0.95x the plain loop's, eager, side by side;
+- the best variant (platform) >= 3x the plain eager loop;
+- the data pipeline >= 10x what the fastest measured training consumes;
+- refine export >= 0.9x the bare refiner forward.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+TARGETS = {"platform_vs_plain": 0.95, "best_vs_eager": 3.0, "pipeline_vs_training": 10.0, "refine_vs_forward": 0.9}
+
+
+def _f(value, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def targets(results: dict) -> dict:
+    out = {}
+    train = results.get("train")
+    if train:
+        eager = train["variants"]["eager"]["platform_vs_plain_wall"]
+        out["platform_vs_plain"] = {"value": min(eager.values()), "target": TARGETS["platform_vs_plain"],
+                                    "detail": "eager, wall clock, min over refiner/discriminator steps"}
+        cpu = train["variants"]["eager"]["platform_vs_plain_cpu"]
+        out["platform_vs_plain_cpu"] = {"value": min(cpu.values()), "target": TARGETS["platform_vs_plain"],
+                                        "detail": "eager, CPU time, min over refiner/discriminator steps"}
+        best = train["variants"][train["best"]]["platform"]
+        out["best_vs_eager"] = {"value": best["refiner_vs_plain_eager"], "target": TARGETS["best_vs_eager"],
+                                "detail": f"refiner step, {train['best']} (platform) / eager (plain), wall clock"}
+        out["best_vs_eager_cpu"] = {"value": best["refiner_vs_plain_eager_cpu"], "target": TARGETS["best_vs_eager"],
+                                    "detail": f"refiner step, {train['best']} (platform) / eager (plain), CPU time"}
+    pipe = results.get("pipeline")
+    if pipe and train:
+        out["pipeline_vs_training"] = {"value": pipe["vs_training"], "target": TARGETS["pipeline_vs_training"],
+                                       "detail": f"{pipe['workers_for_target']} workers vs {train['best']} steps/s"}
+    refine = results.get("refine")
+    if refine:
+        out["refine_vs_forward"] = {"value": refine.get("ratio"), "target": TARGETS["refine_vs_forward"],
+                                    "detail": "simgan.export.bench" if refine["measured"] else refine["reason"]}
+    for t in out.values():
+        t["met"] = None if t["value"] is None else bool(t["value"] >= t["target"])
+    return out
+
+
+def _train_tables(train: dict, flops: dict) -> list[str]:
+    wall = [
+        "| variant | loop | R step img/s | D step img/s | R vs plain eager | D vs plain eager | platform/plain R | "
+        "platform/plain D | R GFLOP/s | D GFLOP/s | R step peak MiB | D step peak MiB | start-up s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    cpu = [
+        "| variant | loop | R img/CPU-s | D img/CPU-s | R vs plain eager | D vs plain eager | platform/plain R | "
+        "platform/plain D |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in train["variants"].items():
+        for impl in ("plain", "platform"):
+            e = entry[impl]
+            label = f"**{name}**" if name == train["best"] and impl == "platform" else name
+            ratio = {clock: entry[f"platform_vs_plain_{clock}"] if impl == "platform" else {} for clock in ("wall", "cpu")}
+            wall.append("| " + " | ".join([
+                label, impl, _f(e["refiner_images_per_s"]), _f(e["discriminator_images_per_s"]),
+                _f(e["refiner_vs_plain_eager"], 2), _f(e["discriminator_vs_plain_eager"], 2),
+                _f(ratio["wall"].get("refiner"), 3), _f(ratio["wall"].get("discriminator"), 3),
+                _f(e["refiner_images_per_s"] * flops["refiner_step"] / 1e9),
+                _f(e["discriminator_images_per_s"] * flops["discriminator_step"] / 1e9),
+                _f(e["refiner_peak_mib"]), _f(e["discriminator_peak_mib"]), _f(e["startup_s"]),
+            ]) + " |")
+            cpu.append("| " + " | ".join([
+                label, impl, _f(e["refiner_images_per_cpu_s"]), _f(e["discriminator_images_per_cpu_s"]),
+                _f(e["refiner_vs_plain_eager_cpu"], 2), _f(e["discriminator_vs_plain_eager_cpu"], 2),
+                _f(ratio["cpu"].get("refiner"), 3), _f(ratio["cpu"].get("discriminator"), 3),
+            ]) + " |")
+    return (["Wall clock (medians over rounds; ratios taken within a round):", ""] + wall
+            + ["", "CPU time of this process (all its threads), same steps:", ""] + cpu)
+
+
+def markdown(results: dict) -> str:
+    s, m, flops = results["settings"], results["machine"], results["flops"]
+    lines = [
+        f"# simgan benchmark {results['started']}",
+        "",
+        f"`{results['command']}`",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads, "
+        f"{m['cpu_capability']}, native CPU bf16: {m['cpu_bf16_native']}), device {m['device']}"
+        + (f" ({m['gpu']})" if m.get("gpu") else "") + f"; load average at start {m['load_average']}, "
+        f"at end {results['load_average_end']}.",
+        "",
+        f"Setting: batch {s['batch']}, {s['channels']}x{s['height']}x{s['width_px']}, refiner {s['blocks']} blocks of "
+        f"{s['width']}, paper gaze D, {s['optimizer']} lr {s['lr']}, history {s['history_size']}, K_g:K_d 1:1; "
+        f"{s['repeats']} rounds x {s['steps']} timed steps per network, medians.",
+        "",
+        f"FLOPs per image (counted): R forward {flops['refiner_forward'] / 1e9:.3f} GFLOP, D forward "
+        f"{flops['discriminator_forward'] / 1e6:.1f} MFLOP; refiner step {flops['refiner_step'] / 1e9:.3f} GFLOP, "
+        f"discriminator step {flops['discriminator_step'] / 1e9:.3f} GFLOP.",
+        "",
+    ]
+    train = results.get("train")
+    if train:
+        lines += ["## Training steps", ""] + _train_tables(train, flops) + [
+            "",
+            *(f"Failed and left out: {name}: {why}\n" for name, why in train.get("failed", {}).items()),
+            f"Best (platform, refiner step): **{train['best']}**. Plain vs platform losses over the priming steps, "
+            "largest relative difference: " + ", ".join(
+                f"{n} {e['loss_max_rel_diff']:.1e}" for n, e in train["variants"].items()) + ".",
+            "",
+        ]
+    pipe = results.get("pipeline")
+    if pipe:
+        lines += ["## Data pipeline (HDF5 stores -> DataModule -> batches)", "",
+                  "| workers | batches/s | images/s (synthetic + real) | vs training steps/s |", "|---|---|---|---|"]
+        for run in pipe["runs"]:
+            lines.append(f"| {run['workers']} | {_f(run['batches_per_s'])} | {_f(run['images_per_s'])} | "
+                         f"{_f(run['batches_per_s'] / pipe['training_steps_per_s'])}x |")
+        lines += ["", f"Training consumption: {pipe['training_steps_per_s']:.2f} steps/s ({pipe['training_from']}).", ""]
+    refine = results.get("refine")
+    if refine:
+        lines += ["## Refine export vs bare refiner forward", ""]
+        if refine["measured"]:
+            lines += ["| bare forward img/s | export img/s | ratio |", "|---|---|---|",
+                      f"| {_f(refine['bare_forward_images_per_s'])} | {_f(refine['export_images_per_s'])} | "
+                      f"{_f(refine['ratio'], 3)} |", ""]
+        else:
+            lines += [f"Not measured: {refine['reason']}.", ""]
+    lines += ["## Targets", "", "| target | value | needed | met |", "|---|---|---|---|"]
+    for name, t in results["targets"].items():
+        met = "n/a" if t["met"] is None else ("yes" if t["met"] else "**no**")
+        lines.append(f"| {name} ({t['detail']}) | {_f(t['value'], 2)} | >= {t['target']} | {met} |")
+    return "\n".join(lines) + "\n"
+
+
+def write(results: dict, out: Path) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out / "results.json", out / "results.md"
+    json_path.write_text(json.dumps(results, indent=1, default=str))
+    md_path.write_text(markdown(results))
+    return json_path, md_path

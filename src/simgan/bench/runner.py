@@ -1,0 +1,80 @@
+"""One benchmark run, top to bottom: FLOPs, training loops, data pipeline, refine export, report."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch._dynamo
+
+from simgan.bench import report
+from simgan.bench.flops import step_flops
+from simgan.bench.machine import describe
+from simgan.bench.pipeline import bench_pipeline
+from simgan.bench.refine_export import bench_export
+from simgan.bench.settings import BenchSettings
+from simgan.bench.train_bench import bench_training
+
+
+def _prepare_torch(s: BenchSettings) -> torch.device:
+    if s.threads:
+        torch.set_num_threads(s.threads)
+    # Every variant compiles the same forward again (layout, dtype, grad mode, loop):
+    # past dynamo's default limit of 8 it would silently fall back to eager.
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+    device = torch.device(s.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # the platform's Trainer gets benchmark=True too
+    return device
+
+
+def _training_steps_per_s(train: dict) -> tuple[float, str]:
+    """Steps/s of the fastest measured training (one refiner + one discriminator step per cycle)."""
+    best = train["best"]
+    e = train["variants"][best]["platform"]
+    batch = train["batch"]
+    cycle_s = batch / e["refiner_images_per_s"] + batch / e["discriminator_images_per_s"]
+    return 2 / cycle_s, f"{best}, platform, one refiner + one discriminator step"
+
+
+def run_benchmark(s: BenchSettings, command: str = "python -m simgan.bench", log=print) -> dict:
+    device = _prepare_torch(s)
+    started = time.strftime("%Y-%m-%d_%H-%M-%S")
+    out = Path(s.out or Path("logs") / "bench" / started)
+    results = {"started": started, "command": command, "settings": s.as_dict(), "machine": describe(device)}
+    log(f"simgan benchmark -> {out}  ({results['machine']['cpu']}, {results['machine']['torch_threads']} threads)")
+    results["flops"] = step_flops(s)
+    with tempfile.TemporaryDirectory(prefix="simgan-bench-") as tmp:
+        tmp = Path(tmp)
+        if "train" in s.parts:
+            log("training steps (plain loop vs platform):")
+            results["train"] = bench_training(s, device, tmp / "lightning", log=log)
+            results["train"]["batch"] = s.batch
+        if "pipeline" in s.parts:
+            log("data pipeline:")
+            runs = []
+            for workers in dict.fromkeys((s.pipeline_workers, 0)):
+                (tmp / f"stores{workers}").mkdir()
+                runs.append(bench_pipeline(s, tmp / f"stores{workers}", workers))
+                log(f"  {workers} workers: {runs[-1]['batches_per_s']:.1f} batches/s")
+            pipe = {"runs": runs, "workers_for_target": s.pipeline_workers}
+            if "train" in results:
+                pipe["training_steps_per_s"], pipe["training_from"] = _training_steps_per_s(results["train"])
+                pipe["vs_training"] = runs[0]["batches_per_s"] / pipe["training_steps_per_s"]
+            results["pipeline"] = pipe
+        if "refine" in s.parts:
+            log("refine export vs bare forward:")
+            results["refine"] = bench_export(s, str(tmp))
+            log("  " + (f"ratio {results['refine']['ratio']:.3f}" if results["refine"]["measured"]
+                        else f"not measured: {results['refine']['reason']}"))
+    results["load_average_end"] = list(os.getloadavg())
+    results["targets"] = report.targets(results)
+    json_path, md_path = report.write(results, out)
+    results["paths"] = {"json": str(json_path), "markdown": str(md_path)}
+    log("")
+    log(report.markdown(results))
+    log(f"wrote {json_path} and {md_path}")
+    return results

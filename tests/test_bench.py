@@ -1,0 +1,66 @@
+"""``python -m simgan.bench`` runs end to end and writes its JSON and markdown (project issue 7).
+
+Not a timing test: the smallest setting (tiny nets, 1 round of 1 step per network)
+runs in seconds and every expected key is checked, not any speed. It also checks that
+the benchmark's plain PyTorch loop is the same maths as the platform (identical losses,
+eager fp32) and the FLOPs it counts for the paper's gaze nets.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from simgan.bench.__main__ import main, parse
+from simgan.bench.flops import step_flops
+from simgan.bench.settings import BenchSettings, Variant
+
+SMALLEST = ["--variants", "eager", "--batch", "4", "--size", "16x24", "--width", "4", "--blocks", "1",
+            "--repeats", "1", "--steps", "1", "--warmup", "1", "--history-size", "16", "--pipeline-images", "64",
+            "--pipeline-batches", "3", "--pipeline-workers", "0", "--refine-batches", "2"]
+
+
+def test_smallest_setting_writes_json_and_markdown(tmp_path, capsys):
+    results = main([*SMALLEST, "--out", str(tmp_path / "bench")])
+    data = json.loads((tmp_path / "bench" / "results.json").read_text())
+    assert set(data) >= {"settings", "machine", "flops", "train", "pipeline", "refine", "targets", "command"}
+    assert set(data["flops"]) == {"refiner_forward", "discriminator_forward", "refiner_step", "discriminator_step"}
+    eager = data["train"]["variants"]["eager"]
+    for impl in ("plain", "platform"):
+        for key in ("refiner_images_per_s", "discriminator_images_per_s", "refiner_images_per_cpu_s",
+                    "refiner_vs_plain_eager", "refiner_peak_mib", "discriminator_peak_mib", "startup_s"):
+            assert eager[impl][key] > 0, (impl, key)
+    assert set(eager["platform_vs_plain_wall"]) == set(eager["platform_vs_plain_cpu"]) == {"refiner", "discriminator"}
+    assert eager["loss_max_rel_diff"] < 1e-6  # the reference loop is the module's maths, step for step
+    assert data["train"]["best"] == "eager"
+    assert data["pipeline"]["runs"][0]["batches_per_s"] > 0 and data["pipeline"]["vs_training"] > 0
+    assert data["refine"]["measured"] in (True, False)
+    assert "ratio" in data["refine"] or "reason" in data["refine"]
+    assert set(data["targets"]) >= {"platform_vs_plain", "best_vs_eager", "pipeline_vs_training", "refine_vs_forward"}
+    markdown = (tmp_path / "bench" / "results.md").read_text()
+    for heading in ("## Training steps", "## Data pipeline", "## Refine export", "## Targets", "| eager | plain |"):
+        assert heading in markdown
+    assert results["paths"]["json"].endswith("results.json")
+    assert "## Targets" in capsys.readouterr().out  # the tables are printed too
+
+
+def test_options():
+    assert parse(["--quick"]).batch == 16
+    assert parse(["--device", "cuda"]).batch == 512  # the paper's batch on a GPU
+    assert parse(["--device", "cuda", "--batch", "64"]).batch == 64
+    s = parse(["--size", "36x60", "--variants", "compile+channels_last", "fused"])
+    assert (s.height, s.width_px) == (36, 60)
+    assert [v.name for v in s.parsed_variants()] == ["eager", "compile+channels_last", "fused"]  # eager always
+    assert Variant.parse("channels_last+compile") == Variant(compile=True, channels_last=True)
+    with pytest.raises(ValueError, match="unknown fast path"):
+        Variant.parse("compile+turbo")
+    with pytest.raises(SystemExit):
+        parse(["--size", "35by55"])
+
+
+def test_counted_flops_of_the_paper_gaze_nets():
+    flops = step_flops(BenchSettings())  # 4 blocks of 64, 1x35x55
+    assert flops["refiner_forward"] / 1e9 == pytest.approx(1.138, abs=1e-3)
+    assert flops["discriminator_forward"] / 1e6 == pytest.approx(19.7, abs=0.1)
+    assert flops["refiner_step"] > 2.9 * flops["refiner_forward"]  # forward + backward (x2) + D
