@@ -94,3 +94,30 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.T
     out = torch.cat([model(x[i:i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)])
     model.train(was_training)
     return out
+
+
+def fit_epochs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, epochs: int, batch_size: int,
+               lr: float, generator: torch.Generator, time_budget_s: float | None, desc: str,
+               show_progress: bool = True, device: str | torch.device = "cpu") -> int:
+    """Adam on shuffled minibatches of (x, y) for ``epochs`` epochs or until the time
+    budget runs out, with a progress bar; returns the number of epochs started."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    deadline = Deadline(time_budget_s)
+    batches = -(-len(x) // batch_size)
+    done = 0
+    with progress(epochs * batches, desc, show_progress) as bar:
+        for _ in range(epochs):
+            model.train()
+            for idx in minibatches(len(x), batch_size, generator):
+                loss = loss_fn(model(x[idx].to(device)), y[idx].to(device))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                bar.update(1)
+                if deadline.passed:
+                    break
+            done += 1
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if deadline.passed:
+                break
+    return done

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from simgan.metrics._common import Deadline, check_images, minibatches, predict, progress, seeded
+from simgan.metrics._common import check_images, fit_epochs, predict, seeded
 
 
 class LeNet(nn.Module):
@@ -68,23 +68,8 @@ def fit_classifier(images: torch.Tensor, labels, seed: int = 0, epochs: int = 10
     gen = torch.Generator().manual_seed(seed)
     with seeded(seed):
         model = LeNet(images.shape[1], images.shape[2], images.shape[3], k).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    deadline = Deadline(time_budget_s)
-    model.train()
-    batches = -(-len(images) // batch_size)
-    with progress(epochs * batches, "downstream classifier", show_progress) as bar:
-        for _ in range(epochs):
-            for idx in minibatches(len(images), batch_size, gen):
-                loss = F.cross_entropy(model(images[idx].to(device)), y[idx].to(device))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                bar.update(1)
-                if deadline.passed:
-                    break
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            if deadline.passed:
-                break
+    fit_epochs(model, images, y, F.cross_entropy, epochs, batch_size, lr, gen, time_budget_s,
+               "downstream classifier", show_progress, device)
     return model.eval()
 
 
