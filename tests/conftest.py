@@ -60,3 +60,22 @@ def no_wandb_run_left_behind():
     from simgan.utils.cli import finish_wandb
 
     finish_wandb()
+
+
+@pytest.fixture(autouse=True)
+def restore_root_logging():
+    """Undoes the logging set-up of an entry script run in-process (Hydra's job logging).
+
+    Its handlers hold the test's captured stderr; once pytest closes that stream, every
+    later log record prints '--- Logging error --- ... I/O operation on closed file'.
+    """
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    for handler in root.handlers[:]:
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    root.setLevel(level)
