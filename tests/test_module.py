@@ -19,15 +19,23 @@ IDENTITY = {"_target_": "simgan.regularizers.identity.Identity"}
 
 
 @pytest.fixture(scope="module")
-def datamodule(tmp_path_factory):
+def stores(tmp_path_factory):
     root = tmp_path_factory.mktemp("stores")
     images, labels = render_eyes(64, seed=1)
     write_store(root / "synthetic.h5", images, labels)
     real = np.random.default_rng(0).integers(0, 256, size=(48, 1, 36, 60), dtype=np.uint8)
     write_store(root / "real.h5", real)
-    dm = SimGANDataModule(StoreFile(root / "synthetic.h5"), StoreFile(root / "real.h5"),
-                          channels=1, height=36, width=60, labels=["gaze", "pupil"], batch_size=8, val_fraction=0.1)
-    return dm
+    return root
+
+
+def make_datamodule(root) -> SimGANDataModule:
+    return SimGANDataModule(StoreFile(root / "synthetic.h5"), StoreFile(root / "real.h5"),
+                            channels=1, height=36, width=60, labels=["gaze", "pupil"], batch_size=8, val_fraction=0.1)
+
+
+@pytest.fixture(scope="module")
+def datamodule(stores):
+    return make_datamodule(stores)
 
 
 def small_simgan(**schedule) -> SimGAN:
@@ -96,3 +104,35 @@ def test_schedule_and_history_are_in_the_checkpoint(datamodule, tmp_path):
     restored = SimGAN.load_from_checkpoint(path)
     assert restored.schedule.step == 6 and len(restored.history) == len(module.history)
     assert torch.equal(restored.history.images, module.history.images)
+
+
+def _logged_rows(module, datamodule, tmp_path, every: int) -> dict[int, dict[str, str]]:
+    import csv
+
+    from lightning.pytorch.loggers import CSVLogger
+
+    torch.manual_seed(3)
+    trainer = Trainer(accelerator="cpu", max_steps=module.schedule.total_steps, max_epochs=-1,
+                      logger=CSVLogger(tmp_path, name=f"every{every}"), log_every_n_steps=every,
+                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                      num_sanity_val_steps=0, limit_val_batches=0, default_root_dir=tmp_path)
+    trainer.fit(module, datamodule=datamodule)
+    with open(trainer.logger.log_dir + "/metrics.csv") as f:
+        return {int(row["step"]): {k: v for k, v in row.items() if k.startswith("train/") and v}
+                for row in csv.DictReader(f)}
+
+
+def test_metrics_are_logged_at_the_written_steps_with_the_values_of_those_steps(stores, tmp_path):
+    """The module logs only the steps the logger writes (log_every_n_steps), yet every written row
+    is the row logging every step writes: each key at its latest value. With K_g = K_d = 1 and
+    every 2nd step written, the written adversarial steps are all discriminator steps, and
+    their rows must still carry the refiner loss of the step before."""
+    schedule = dict(refiner_pretrain_steps=2, discriminator_pretrain_steps=2, adversarial_steps=8, k_g=1, k_d=1)
+    torch.manual_seed(0)
+    every_step = _logged_rows(small_simgan(**schedule), make_datamodule(stores), tmp_path, every=1)
+    torch.manual_seed(0)
+    every_second = _logged_rows(small_simgan(**schedule), make_datamodule(stores), tmp_path, every=2)
+    assert sorted(every_second) == [1, 3, 5, 7, 9, 11] and len(every_step) == 12
+    for step, row in every_second.items():
+        assert row == every_step[step], step
+    assert every_second[11]["train/r_loss"] == every_step[10]["train/r_loss"]  # R stepped at 10, D at 11

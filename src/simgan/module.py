@@ -20,11 +20,16 @@ schedule, the history buffer (a module buffer) and the global RNG states, which 
 restored at the first training step after a resume: with the DataModule's data
 position, a resumed run continues bit for bit.
 
+Training scalars go to Lightning only at the steps the logger writes
+(``trainer.log_every_n_steps``): logging them at every step cost 3.7 ms per step
+(docs/benchmark.md, tiny nets), for rows nobody writes.
+
 DDP (docs/scaling.md): every rank runs the same schedule, so all ranks step the same
 network and each optimizer step's gradients are all-reduced (``manual_backward``); the
-logged training scalars are means over the ranks (one all-reduce per step, which also
-keeps the adaptive K_g rule in step). Each rank keeps its own history buffer, and every
-rank's buffer goes into the checkpoint (:mod:`simgan.distributed`).
+logged training scalars are means over the ranks (one all-reduce at each logged step,
+and at every D step when the adaptive K_g rule needs the same D loss on every rank).
+Each rank keeps its own history buffer, and every rank's buffer goes into the
+checkpoint (:mod:`simgan.distributed`).
 """
 
 from __future__ import annotations
@@ -80,6 +85,7 @@ class SimGAN(LightningModule):
         except ValueError as err:  # its messages name the setting: a user error, not a crash
             raise ConfigError(str(err)) from None
         self._rng_to_restore: dict | None = None
+        self._latest_logs: dict[str, Tensor] = {}  # each training scalar's value at its network's last step
         self.lambda_reg = float(lambda_reg)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         # Compiled callables are kept off the module tree so state_dict keys stay plain
@@ -118,19 +124,37 @@ class SimGAN(LightningModule):
             logs = self._refiner_step(synthetic, adversarial=phase == PHASES[2])
         else:
             logs = self._discriminator_step(synthetic, real)
+        self._latest_logs.update(logs)
         trainer = self._trainer
-        if trainer is not None and trainer.world_size > 1:
-            # means over the global batch; the adaptive K_g rule below must see the same
-            # D loss on every rank, or the ranks would step different networks
-            logs = mean_over_ranks(logs, trainer.strategy)
-        if network == REFINER:
-            self.schedule.advance()
+        distributed = trainer is not None and trainer.world_size > 1
+        if network == DISCRIMINATOR and self.schedule.adaptive.enabled:
+            d_loss = logs["train/d_loss"]
+            if distributed:  # the rule must see the same D loss on every rank, or they would step different networks
+                d_loss = mean_over_ranks({"d_loss": d_loss}, trainer.strategy)["d_loss"]
+            self.schedule.advance(d_loss=d_loss.item())
         else:
-            adaptive = self.schedule.adaptive.enabled
-            self.schedule.advance(d_loss=logs["train/d_loss"].item() if adaptive else None)
-        logs["train/phase"] = float(PHASES.index(phase))
-        logs["train/k_g"] = float(self.schedule.k_g)
-        self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False, batch_size=synthetic.shape[0])
+            self.schedule.advance()
+        if self._logger_writes_this_step():
+            # every key at its latest value (the other network's from its last step), as
+            # logging every step would leave them in the row the logger writes now
+            logs = dict(self._latest_logs)
+            if distributed:  # means over the global batch
+                logs = mean_over_ranks(logs, trainer.strategy)
+            logs["train/phase"] = float(PHASES.index(phase))
+            logs["train/k_g"] = float(self.schedule.k_g)
+            self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False, batch_size=synthetic.shape[0])
+
+    def _logger_writes_this_step(self) -> bool:
+        """Whether the logger writes this step's metrics (every ``trainer.log_every_n_steps``).
+
+        Lightning writes the values ``on_step`` metrics have at the step it writes, so
+        logging the steps in between changes no written row but costs time: 3.7 ms per
+        step for our 8-10 values on CPU, where a whole plain step of tiny nets takes ~9 ms
+        (``python -m simgan.bench``, overhead part). Lightning's own monitors ask the same
+        question of the same connector.
+        """
+        connector = getattr(self._trainer, "_logger_connector", None)
+        return True if connector is None else bool(connector.should_update_logs)
 
     def _refiner_step(self, synthetic: Tensor, adversarial: bool) -> dict[str, Tensor]:
         opt_r = self.optimizers()[0]
