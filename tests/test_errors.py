@@ -61,3 +61,22 @@ def test_image_size_smaller_than_the_discriminator_patch(tmp_path, size):
     assert result.returncode == 2
     assert_one_clear_error(result, "error:", f"{h}x{w}", "receptive field")
     assert not list((tmp_path / "cache").glob("*.partial"))
+
+
+@pytest.mark.parametrize("native, device, precision, warns", [
+    (False, "cpu", "bf16-mixed", True),   # AVX2 CPU: bf16 runs, many times slower
+    (True, "cpu", "bf16-mixed", False),   # AVX512-BF16 / AMX
+    (None, "cpu", "bf16-mixed", False),   # flags unreadable: say nothing rather than guess
+    (False, "cpu", "32-true", False),
+    (False, "cuda", "bf16-mixed", False),
+])
+def test_bf16_on_a_cpu_without_native_bf16_gets_a_warning(monkeypatch, caplog, native, device, precision, warns):
+    import simgan.validate as validate
+
+    monkeypatch.setattr(validate, "cpu_has_native_bf16", lambda: native)
+    with caplog.at_level("WARNING", logger="simgan"):
+        message = validate.warn_if_precision_is_slow_here(device, precision)
+    assert (message is not None) == warns
+    if warns:
+        assert "trainer.precision=bf16-mixed" in message and "32-true" in message
+        assert message in caplog.text

@@ -34,7 +34,7 @@ from simgan.reliability.errors import NonFiniteError, TrainingInterrupted
 from simgan.reliability.resume import interrupted_message, last_good_checkpoint, resolve_ckpt_path
 from simgan.reliability.shutdown import GracefulShutdown
 from simgan.reliability.wandb_guard import go_offline_if_unusable
-from simgan.validate import check_model_fits_data
+from simgan.validate import check_model_fits_data, warn_if_precision_is_slow_here
 
 log = logging.getLogger("simgan")
 
@@ -67,6 +67,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                           max_steps=model.schedule.total_steps, plugins=trainer_plugins(cfg.trainer),
                           use_distributed_sampler=not getattr(datamodule, "shards_itself", False))
     _refuse_relaunch_inside_sweep(trainer)
+    warn_if_precision_is_slow_here(trainer.strategy.root_device.type, str(cfg.trainer.get("precision")))
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     log.info("data: %s", datamodule.describe())

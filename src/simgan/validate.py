@@ -3,12 +3,18 @@
 Run by ``simgan.training.train`` after the config is instantiated and before anything
 is rendered, converted or trained; each failure is a :class:`ConfigError` naming the
 setting (printed as ``error: ...``, exit status 2). The schedule's own checks (K_g, K_d
->= 1, step counts >= 0) run when the model is built.
+>= 1, step counts >= 0) run when the model is built. A setting that is valid but slow
+on this machine (bf16 on a CPU without native bf16) gets a warning instead.
 """
 
 from __future__ import annotations
 
+import logging
+
 from simgan.errors import ConfigError
+from simgan.utils.cpu import cpu_has_native_bf16
+
+log = logging.getLogger("simgan")
 
 
 def check_model_fits_data(model, datamodule) -> None:
@@ -47,3 +53,18 @@ def check_history_fits_batch(history_size: int, batch_size: int) -> None:
             f"model.history_size={history_size} must be 0 or a multiple of data.batch_size/2 = {half} "
             f"(each discriminator step stores {half} refined images per device); e.g. "
             + " or ".join(f"model.history_size={n}" for n in near))
+
+
+def warn_if_precision_is_slow_here(device_type: str, precision: str) -> str | None:
+    """A warning (logged, returned) for bf16 on a CPU without native bf16: it runs, many times slower.
+
+    Not an error: the run is correct, and a user may want bf16 numerics on purpose. The
+    paper-scale gaze experiment asks for bf16-mixed (right on GPUs), so ``trainer=cpu``
+    with it would otherwise train ~10x slower than it needs to, silently.
+    """
+    if device_type != "cpu" or "bf16" not in str(precision) or cpu_has_native_bf16() is not False:
+        return None
+    message = (f"trainer.precision={precision} on a CPU without native bf16 (no AVX512-BF16 or AMX): convolutions "
+               "run many times slower than in fp32 (docs/benchmark.md); set trainer.precision=32-true")
+    log.warning(message)
+    return message
