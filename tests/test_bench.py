@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from simgan.bench.__main__ import main, parse
+from simgan.bench.ceiling import best_rate, best_split_rate, measure_ceiling, summarize
 from simgan.bench.flops import step_flops
+from simgan.bench.runner import _without_slow_bf16
 from simgan.bench.settings import BenchSettings, Variant
 
 SMALLEST = ["--variants", "eager", "--batch", "4", "--size", "16x24", "--width", "4", "--blocks", "1",
@@ -24,7 +27,8 @@ SMALLEST = ["--variants", "eager", "--batch", "4", "--size", "16x24", "--width",
 def test_smallest_setting_writes_json_and_markdown(tmp_path, capsys):
     results = main([*SMALLEST, "--out", str(tmp_path / "bench")])
     data = json.loads((tmp_path / "bench" / "results.json").read_text())
-    assert set(data) >= {"settings", "machine", "flops", "train", "pipeline", "refine", "targets", "command"}
+    assert set(data) >= {"settings", "machine", "flops", "ceiling", "train", "overhead", "pipeline", "refine", "targets",
+                         "command"}
     assert set(data["flops"]) == {"refiner_forward", "discriminator_forward", "refiner_step", "discriminator_step"}
     eager = data["train"]["variants"]["eager"]
     for impl in ("plain", "platform"):
@@ -39,7 +43,14 @@ def test_smallest_setting_writes_json_and_markdown(tmp_path, capsys):
     assert "ratio" in data["refine"] or "reason" in data["refine"]
     assert set(data["targets"]) >= {"platform_vs_plain", "best_vs_eager", "pipeline_vs_training", "refine_vs_forward"}
     markdown = (tmp_path / "bench" / "results.md").read_text()
-    for heading in ("## Training steps", "## Data pipeline", "## Refine export", "## Targets", "| eager | plain |"):
+    assert data["ceiling"]["summary"]["max_speedup_over_plain_eager"] > 0
+    overhead = data["overhead"]
+    for network in ("refiner", "discriminator"):
+        assert overhead["plain_ms_per_step"][network] > 0 and overhead["platform_ms_per_step"][network] > 0
+        assert 0 < overhead["implied_platform_vs_plain"][network] <= 1
+    assert 0 < data["train"]["platform_vs_plain_pooled"]["wall"]
+    for heading in ("## Ceiling", "## Training steps", "## Platform overhead", "## Data pipeline", "## Refine export", "## Targets",
+                    "| eager | plain |"):
         assert heading in markdown
     assert results["paths"]["json"].endswith("results.json")
     assert "## Targets" in capsys.readouterr().out  # the tables are printed too
@@ -64,3 +75,33 @@ def test_counted_flops_of_the_paper_gaze_nets():
     assert flops["refiner_forward"] / 1e9 == pytest.approx(1.138, abs=1e-3)
     assert flops["discriminator_forward"] / 1e6 == pytest.approx(19.7, abs=0.1)
     assert flops["refiner_step"] > 2.9 * flops["refiner_forward"]  # forward + backward (x2) + D
+
+
+def test_ceiling_times_the_main_convolution_in_each_format_dtype_and_pass():
+    s = BenchSettings(batch=2, height=8, width_px=12, width=8)
+    ceiling = measure_ceiling(s, torch.device("cpu"))
+    keys = {(r["format"], r["dtype"], r["pass"]) for r in ceiling["rows"]}
+    assert keys == {(f, d, p) for f in ("nchw", "channels_last") for d in ("fp32", "bf16")
+                    for p in ("forward", "forward+backward")}
+    assert all(r["gflop_per_s"] > 0 for r in ceiling["rows"])
+
+
+def test_ceiling_bounds_the_speedup_and_slow_bf16_is_left_out():
+    row = lambda fmt, dtype, pass_, rate: {"format": fmt, "dtype": dtype, "pass": pass_, "gflop_per_s": rate,  # noqa: E731
+                                           "gflop": 3.0 if pass_ == "forward+backward" else 1.0}
+    rows = [row("nchw", "fp32", "forward", 50.0), row("nchw", "fp32", "forward+backward", 75.0),
+            row("channels_last", "fp32", "forward", 100.0), row("channels_last", "fp32", "forward+backward", 60.0),
+            row("nchw", "bf16", "forward", 2.0), row("nchw", "bf16", "forward+backward", 3.0)]
+    ceiling = {"rows": rows}
+    assert best_rate(ceiling) == 75.0 and best_rate(ceiling, "bf16") == 3.0
+    # forward 1/100 s (channels_last), backward 3/75 - 1/50 = 1/50 s (nchw): 3 GFLOP in 0.03 s
+    assert best_split_rate(ceiling) == pytest.approx(100.0)
+    summary = summarize(ceiling, refiner_step_flops=2e9, plain_eager_refiner_images_per_s=25.0)
+    assert summary["refiner_images_per_s"] == pytest.approx(50.0)  # 100 GFLOP/s / 2 GFLOP per image
+    assert summary["max_speedup_over_plain_eager"] == pytest.approx(2.0)
+    s = BenchSettings(variants=("eager", "bf16", "compile+bf16", "channels_last"))
+    kept, left_out = _without_slow_bf16(s, ceiling)
+    assert [v.name for v in kept.parsed_variants()] == ["eager", "channels_last"]
+    assert set(left_out) == {"bf16", "compile+bf16"} and "3.0 GFLOP/s" in left_out["bf16"]
+    rows[-1]["gflop_per_s"] = 200.0  # native bf16: kept
+    assert _without_slow_bf16(s, ceiling)[1] == {}

@@ -1,6 +1,6 @@
 """``python -m simgan.bench``: the platform against a plain PyTorch loop, and the fast paths.
 
-    python -m simgan.bench --quick                          # small setting, a few minutes on 2 CPU cores
+    python -m simgan.bench --quick                          # small setting, ~1 min on 2 CPU cores
     python -m simgan.bench                                  # paper gaze nets, batch 64, 35x55, CPU
     python -m simgan.bench --device cuda                    # batch 512 on a GPU
     python -m simgan.bench --variants eager compile+channels_last --repeats 5
@@ -15,7 +15,7 @@ import argparse
 import shlex
 import sys
 
-from simgan.bench.settings import DEFAULT_VARIANTS, BenchSettings, parse_size, quick
+from simgan.bench.settings import DEFAULT_VARIANTS, PARTS, BenchSettings, parse_size, quick
 
 
 def parse(argv: list[str]) -> BenchSettings:
@@ -34,7 +34,7 @@ def parse(argv: list[str]) -> BenchSettings:
     p.add_argument("--optimizer", choices=("adam", "sgd"))
     p.add_argument("--device", help="cpu (default) or cuda")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
-    p.add_argument("--parts", nargs="+", choices=("train", "pipeline", "refine"))
+    p.add_argument("--parts", nargs="+", choices=PARTS)
     p.add_argument("--pipeline-workers", type=int)
     p.add_argument("--pipeline-images", type=int)
     p.add_argument("--pipeline-batches", type=int)

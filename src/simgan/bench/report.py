@@ -27,14 +27,24 @@ def targets(results: dict) -> dict:
         eager = train["variants"]["eager"]["platform_vs_plain_wall"]
         out["platform_vs_plain"] = {"value": min(eager.values()), "target": TARGETS["platform_vs_plain"],
                                     "detail": "eager, wall clock, min over refiner/discriminator steps"}
+        out["platform_vs_plain_pooled"] = {
+            "value": train["platform_vs_plain_pooled"]["wall"], "target": TARGETS["platform_vs_plain"],
+            "detail": "wall clock, median of the side-by-side ratios of every variant, round and network"}
         cpu = train["variants"]["eager"]["platform_vs_plain_cpu"]
         out["platform_vs_plain_cpu"] = {"value": min(cpu.values()), "target": TARGETS["platform_vs_plain"],
                                         "detail": "eager, CPU time, min over refiner/discriminator steps"}
         best = train["variants"][train["best"]]["platform"]
+        ceiling = results.get("ceiling", {}).get("summary", {}).get("max_speedup_over_plain_eager")
+        limit = "" if ceiling is None else f"; the convolution ceiling allows at most {ceiling:.2f}x here"
         out["best_vs_eager"] = {"value": best["refiner_vs_plain_eager"], "target": TARGETS["best_vs_eager"],
-                                "detail": f"refiner step, {train['best']} (platform) / eager (plain), wall clock"}
+                                "detail": f"refiner step, {train['best']} (platform) / eager (plain), wall clock{limit}"}
         out["best_vs_eager_cpu"] = {"value": best["refiner_vs_plain_eager_cpu"], "target": TARGETS["best_vs_eager"],
                                     "detail": f"refiner step, {train['best']} (platform) / eager (plain), CPU time"}
+    implied = results.get("overhead", {}).get("implied_platform_vs_plain")
+    if implied:
+        out["platform_vs_plain_from_overhead"] = {
+            "value": min(implied.values()), "target": TARGETS["platform_vs_plain"],
+            "detail": "eager plain step time + the platform's per-step overhead measured with tiny nets"}
     pipe = results.get("pipeline")
     if pipe and train:
         out["pipeline_vs_training"] = {"value": pipe["vs_training"], "target": TARGETS["pipeline_vs_training"],
@@ -48,11 +58,11 @@ def targets(results: dict) -> dict:
     return out
 
 
-def _train_tables(train: dict, flops: dict) -> list[str]:
+def _train_tables(train: dict, flops: dict, ceiling_gflop_per_s: float | None) -> list[str]:
     wall = [
         "| variant | loop | R step img/s | D step img/s | R vs plain eager | D vs plain eager | platform/plain R | "
-        "platform/plain D | R GFLOP/s | D GFLOP/s | R step peak MiB | D step peak MiB | start-up s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "platform/plain D | R GFLOP/s | R % of ceiling | D GFLOP/s | R step peak MiB | D step peak MiB | start-up s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     cpu = [
         "| variant | loop | R img/CPU-s | D img/CPU-s | R vs plain eager | D vs plain eager | platform/plain R | "
@@ -69,6 +79,8 @@ def _train_tables(train: dict, flops: dict) -> list[str]:
                 _f(e["refiner_vs_plain_eager"], 2), _f(e["discriminator_vs_plain_eager"], 2),
                 _f(ratio["wall"].get("refiner"), 3), _f(ratio["wall"].get("discriminator"), 3),
                 _f(e["refiner_images_per_s"] * flops["refiner_step"] / 1e9),
+                _f(None if not ceiling_gflop_per_s
+                   else 100 * e["refiner_images_per_s"] * flops["refiner_step"] / 1e9 / ceiling_gflop_per_s, 0),
                 _f(e["discriminator_images_per_s"] * flops["discriminator_step"] / 1e9),
                 _f(e["refiner_peak_mib"]), _f(e["discriminator_peak_mib"]), _f(e["startup_s"]),
             ]) + " |")
@@ -79,6 +91,20 @@ def _train_tables(train: dict, flops: dict) -> list[str]:
             ]) + " |")
     return (["Wall clock (medians over rounds; ratios taken within a round):", ""] + wall
             + ["", "CPU time of this process (all its threads), same steps:", ""] + cpu)
+
+
+def _ceiling_table(ceiling: dict) -> list[str]:
+    lines = [f"## Ceiling: the refiner's main convolution alone ({ceiling['layer']})", "",
+             "| format | dtype | pass | GFLOP/s |", "|---|---|---|---|"]
+    lines += [f"| {r['format']} | {r['dtype']} | {r['pass']} | {_f(r['gflop_per_s'])} |" for r in ceiling["rows"]]
+    summary = ceiling["summary"]
+    lines += ["", f"Best forward+backward in one format: {_f(summary['best_forward_backward_gflop_per_s'])} GFLOP/s; "
+              f"the fastest forward plus the fastest backward, each in its best format: "
+              f"{_f(summary['split_gflop_per_s'])} GFLOP/s. At that rate a refiner step would run at "
+              f"{_f(summary['refiner_images_per_s'])} images/s"
+              + (f": at most {summary['max_speedup_over_plain_eager']:.2f}x the plain eager loop."
+                 if summary.get("max_speedup_over_plain_eager") else "."), ""]
+    return lines
 
 
 def markdown(results: dict) -> str:
@@ -102,16 +128,32 @@ def markdown(results: dict) -> str:
         f"discriminator step {flops['discriminator_step'] / 1e9:.3f} GFLOP.",
         "",
     ]
+    ceiling = results.get("ceiling")
+    if ceiling:
+        lines += _ceiling_table(ceiling)
     train = results.get("train")
     if train:
-        lines += ["## Training steps", ""] + _train_tables(train, flops) + [
+        best_rate = ceiling["summary"]["split_gflop_per_s"] if ceiling else None
+        lines += ["## Training steps", ""] + _train_tables(train, flops, best_rate) + [
             "",
             *(f"Failed and left out: {name}: {why}\n" for name, why in train.get("failed", {}).items()),
+            *(f"Left out: {name}: {why}\n" for name, why in train.get("left_out", {}).items()),
             f"Best (platform, refiner step): **{train['best']}**. Plain vs platform losses over the priming steps, "
             "largest relative difference: " + ", ".join(
                 f"{n} {e['loss_max_rel_diff']:.1e}" for n, e in train["variants"].items()) + ".",
             "",
         ]
+    overhead = results.get("overhead")
+    if overhead:
+        lines += ["## Platform overhead per step (tiny nets: " + ", ".join(
+                      f"{k} {v}" for k, v in overhead["setting"].items()) + ")", "",
+                  "| network | plain ms/step | platform ms/step | added ms/step | platform/plain it allows at the nets above |",
+                  "|---|---|---|---|---|"]
+        implied = overhead.get("implied_platform_vs_plain", {})
+        for n, added in overhead["added_ms_per_step"].items():
+            lines.append(f"| {n} | {_f(overhead['plain_ms_per_step'][n], 2)} | "
+                         f"{_f(overhead['platform_ms_per_step'][n], 2)} | {_f(added, 2)} | {_f(implied.get(n), 4)} |")
+        lines.append("")
     pipe = results.get("pipeline")
     if pipe:
         lines += ["## Data pipeline (HDF5 stores -> DataModule -> batches)", "",

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 FAST_PATHS = ("compile", "channels_last", "bf16", "fused")
+PARTS = ("train", "overhead", "pipeline", "refine")
 DEFAULT_VARIANTS = ("eager", "channels_last", "compile", "bf16", "fused", "compile+channels_last+fused")
 
 
@@ -66,7 +67,7 @@ class BenchSettings:
     pipeline_workers: int = 2
     pipeline_batches: int = 60
     refine_batches: int = 40
-    parts: tuple[str, ...] = ("train", "pipeline", "refine")
+    parts: tuple[str, ...] = PARTS
     out: str | None = None
     extra: dict = field(default_factory=dict)
 

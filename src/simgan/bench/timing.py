@@ -3,11 +3,13 @@
 A step's time is the gap between its start and the next step's start, so everything a
 loop does per step counts (fetching the batch, the step, logging, callbacks), not just
 the maths; the first ``skip`` steps of a window (start-up, compilation, allocator
-growth) are left out. On a GPU the clock synchronizes at each tick, in both loops
-alike, so a step's time is its kernels' time. Each step gets two clocks: wall time
-(what a user waits) and this process's CPU time (all its threads), which other
-processes on a shared machine disturb much less: a loop that costs more per step
-costs more CPU time whether or not the scheduler lets it run.
+growth) are left out. Each step gets two clocks: wall time (what a user waits) and
+this process's CPU time (all its threads), which other processes on a shared machine
+disturb less: a loop that costs more per step costs more CPU time whether or not the
+scheduler lets it run. On a GPU the wall clock is CUDA events recorded at each tick
+and read after the window: no synchronization per step, which would hide what a loop
+costs by syncing (the GPU idles while the host catches up, and that idle time is in
+the gap between events).
 
 Peak memory is that of one step, measured on its own (never in a timed step): on CUDA
 ``max_memory_allocated`` above what was allocated before it; on CPU, where torch keeps
@@ -32,7 +34,7 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+CLOCKS = ("wall", "cpu")
 
 
 class StepClock:
@@ -40,22 +42,34 @@ class StepClock:
 
     def __init__(self, skip: int, device: torch.device):
         self.skip, self.device = int(skip), device
-        self.times: dict[str, dict[str, list[float]]] = {clock: {} for clock in CLOCKS}
         self.startup_s: float | None = None  # wall time from the clock's creation to the end of the skipped steps
         self.n = 0
+        self._cuda = device.type == "cuda"
         self._created = time.perf_counter()
-        self._last: tuple[dict[str, float], str] | None = None
+        self._ticks: list[tuple[str, object, float]] = []  # (network, wall mark, CPU seconds)
 
     def tick(self, network: str) -> None:
-        synchronize(self.device)
-        now = {clock: read() for clock, read in CLOCKS.items()}
-        if self._last is not None and self.n - 1 >= self.skip:
-            for clock, value in now.items():
-                self.times[clock].setdefault(self._last[1], []).append(value - self._last[0][clock])
-        if self.n == self.skip:
-            self.startup_s = now["wall"] - self._created
-        self._last = (now, network)
+        if self.n == self.skip:  # one sync, before the timed steps: start-up ends when its work is done
+            synchronize(self.device)
+            self.startup_s = time.perf_counter() - self._created
+        if self.n >= self.skip:
+            if self._cuda:
+                mark = torch.cuda.Event(enable_timing=True)
+                mark.record()
+            else:
+                mark = time.perf_counter()
+            self._ticks.append((network, mark, time.process_time()))
         self.n += 1
+
+    @property
+    def times(self) -> dict[str, dict[str, list[float]]]:
+        synchronize(self.device)
+        out: dict[str, dict[str, list[float]]] = {clock: {} for clock in CLOCKS}
+        for (network, wall0, cpu0), (_, wall1, cpu1) in zip(self._ticks, self._ticks[1:]):
+            wall = wall0.elapsed_time(wall1) / 1e3 if self._cuda else wall1 - wall0
+            out["wall"].setdefault(network, []).append(wall)
+            out["cpu"].setdefault(network, []).append(cpu1 - cpu0)
+        return out
 
 
 @contextlib.contextmanager

@@ -111,6 +111,11 @@ def summarize(variants, rounds: list[dict], prime: dict) -> dict:
         entry["loss_max_rel_diff"] = _loss_agreement(prime[name]["plain"].losses, prime[name]["platform"].losses)
         entry["losses"] = {impl: prime[name][impl].losses for impl in IMPLS}
         out["variants"][name] = entry
+    # the platform's code around the nets is the same for every fast path: pooled over
+    # variants, rounds and networks, its side-by-side ratio has many samples, not three
+    out["platform_vs_plain_pooled"] = {
+        clock: median([rd[v.name]["platform"][clock][n] / rd[v.name]["plain"][clock][n]
+                       for rd in rounds for v in variants for n in NETWORKS]) for clock in ("wall", "cpu")}
     # ranked by the within-round ratio to the plain eager loop: steadier than raw rates on a shared machine
     out["best"] = max(out["variants"], key=lambda n: out["variants"][n]["platform"][f"{REFINER}_vs_plain_eager"])
     return out
