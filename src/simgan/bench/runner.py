@@ -46,7 +46,7 @@ def _training_steps_per_s(train: dict) -> tuple[float, str]:
 def _without_slow_bf16(s: BenchSettings, ceiling: dict) -> tuple[BenchSettings, dict[str, str]]:
     """Leaves out the bf16 variants where bf16 convolutions run at under half the fp32 rate.
 
-    Without native bf16 (AVX2 CPUs) oneDNN converts and computes in fp32, ~30x slower:
+    Without native bf16 (AVX2 CPUs) oneDNN converts and computes in fp32, 12-25x slower:
     one timed window would take many minutes and could only confirm what the ceiling
     already measured.
     """
