@@ -50,6 +50,12 @@ def test_killed_during_save_keeps_previous_checkpoint(tmp_path):
             proc.kill()
     state = torch.load(path, weights_only=True)
     assert state["version"] == 1 and torch.equal(state["state_dict"]["w"], _checkpoint(1)["state_dict"]["w"])
+    (orphan,) = [p for p in path.parent.iterdir() if p.name.endswith(".partial")]  # the killed writer's
+    alive = path.with_name(f".{path.name}.{os.getppid()}.partial")  # a live process's write in progress
+    alive.write_bytes(b"in progress")
+    AtomicCheckpointIO().save_checkpoint(_checkpoint(3), path)  # the next write cleans up after the dead one
+    assert torch.load(path, weights_only=True)["version"] == 3
+    assert not orphan.exists() and alive.exists()
 
 
 def test_failed_write_keeps_previous_checkpoint_and_leaves_no_temp(tmp_path, monkeypatch):

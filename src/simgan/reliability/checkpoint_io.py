@@ -5,7 +5,7 @@ Every checkpoint Lightning writes (ModelCheckpoint's, the clean-shutdown one, SL
 one. For a local path it writes ``.<name>.<pid>.partial`` next to the target, fsyncs
 it, and ``os.replace``s it onto the target: a process killed mid-write (preemption, OOM
 killer, a second Ctrl-C) leaves the previous ``last.ckpt`` intact and loadable, never a
-truncated one. (Lightning's default stages the file in the system temp dir and moves
+truncated one; the next write of that checkpoint deletes the killed writer's partial file. (Lightning's default stages the file in the system temp dir and moves
 it, which is a non-atomic copy when that dir is on another filesystem, and does not
 fsync.) Remote paths (``s3://``...) keep Lightning's behaviour.
 
@@ -64,6 +64,7 @@ def trainer_plugins(trainer_cfg: DictConfig) -> list:
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` to ``path`` via a fsynced temp file in the same dir and ``os.replace``."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_orphaned_partials(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
     pause = float(os.environ.get(PAUSE_ENV, 0) or 0) if path.exists() else 0.0
     try:
@@ -76,6 +77,30 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def _remove_orphaned_partials(path: Path) -> None:
+    """Deletes ``.<name>.<pid>.partial`` files of ``path`` left by writers that were killed.
+
+    A writer killed mid-write (SIGKILL, OOM) cannot clean up: its partial file, as large
+    as a checkpoint, would stay hidden in the run dir for good. Only files whose pid is
+    no longer a running process go: a live writer (another run sharing the dir) keeps its own.
+    """
+    prefix, suffix = f".{path.name}.", ".partial"
+    for candidate in path.parent.glob(f"{prefix}*{suffix}"):
+        pid = candidate.name[len(prefix):-len(suffix)]
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_exists(int(pid)):
+            candidate.unlink(missing_ok=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def _fsync_dir(directory: Path) -> None:
