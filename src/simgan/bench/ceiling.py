@@ -9,8 +9,9 @@ this layer on this machine. A whole refiner step also runs the small layers, the
 losses and the optimizer, so no training step of these nets beats that rate. The
 *ceiling* is the refiner step at the fastest forward plus the fastest backward, each
 in whichever format and dtype is fastest for it (:func:`best_split_rate`), and
-ceiling / plain eager is the largest speedup any mix of these fast paths can bring. On a GPU this is also
-the "fraction of the measured bf16 conv peak" each variant reaches.
+ceiling / plain eager is the largest speedup any mix of these fast paths can bring.
+On a GPU this is also the "fraction of the measured bf16 conv peak" each variant
+reaches.
 
 A slow path (bf16 on a CPU without native bf16, 12-25x slower than fp32 on AVX2) is
 timed once after one warm-up call, so the measurement stays within seconds.
@@ -23,8 +24,8 @@ import time
 
 import torch
 import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
 
+from simgan.bench.flops import count_flops
 from simgan.bench.settings import BenchSettings
 from simgan.bench.timing import synchronize
 
@@ -62,11 +63,13 @@ def _conv_flops(s: BenchSettings, backward: bool) -> int:
     """Counted on one fp32 image on CPU (FLOPs do not depend on dtype or device), times the batch."""
     x = torch.zeros(1, s.width, s.height, s.width_px, requires_grad=True)
     w = torch.zeros(s.width, s.width, 3, 3, requires_grad=True)
-    with FlopCounterMode(display=False) as counter:
+
+    def conv():
         y = F.conv2d(x, w, padding=1)
         if backward:
             y.sum().backward()
-    return counter.get_total_flops() * s.batch
+
+    return count_flops(conv) * s.batch
 
 
 def measure_ceiling(s: BenchSettings, device: torch.device, dtypes: tuple[str, ...] = ("fp32", "bf16")) -> dict:
@@ -123,7 +126,7 @@ def best_split_rate(ceiling: dict) -> float:
 
 
 def summarize(ceiling: dict, refiner_step_flops: float, plain_eager_refiner_images_per_s: float | None) -> dict:
-    """Ceiling of the refiner step (images/s at the best forward+backward rate) and of the speedup."""
+    """Ceiling of the refiner step (images/s at :func:`best_split_rate`) and of the speedup."""
     out = {"best_forward_backward_gflop_per_s": best_rate(ceiling), "split_gflop_per_s": best_split_rate(ceiling)}
     out["refiner_images_per_s"] = out["split_gflop_per_s"] * 1e9 / refiner_step_flops
     if plain_eager_refiner_images_per_s:

@@ -19,7 +19,8 @@ from simgan.bench.reference import PlainLoop
 from simgan.bench.settings import BenchSettings, Variant
 
 
-def _count(fn) -> int:
+def count_flops(fn) -> int:
+    """FLOPs torch counts while ``fn()`` runs (multiply-adds x2, forward and backward)."""
     with FlopCounterMode(display=False) as counter:
         fn()
     return counter.get_total_flops()
@@ -33,10 +34,10 @@ def step_flops(s: BenchSettings, batch: int = 2) -> dict[str, float]:
     loop.opt_r, loop.opt_d = build(loop.refiner), build(loop.discriminator)
     x = torch.rand(batch, *s.image_shape) * 2 - 1
     with torch.no_grad():
-        r_fwd = _count(lambda: loop.refiner(x))
-        d_fwd = _count(lambda: loop.discriminator(x))
+        r_fwd = count_flops(lambda: loop.refiner(x))
+        d_fwd = count_flops(lambda: loop.discriminator(x))
     loop.history.push(x)  # a full history: the D step mixes as in steady state
-    r_step = _count(lambda: loop.refiner_step(x))
-    d_step = _count(lambda: loop.discriminator_step(x, x))
+    r_step = count_flops(lambda: loop.refiner_step(x))
+    d_step = count_flops(lambda: loop.discriminator_step(x, x))
     return {"refiner_forward": r_fwd / batch, "discriminator_forward": d_fwd / batch,
             "refiner_step": r_step / batch, "discriminator_step": d_step / batch}
