@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 # Before torch is imported anywhere: two processes with 2 threads each on 2 cores run
-# several times slower (DESIGN.md pitfalls).
+# several times slower.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ["WANDB_MODE"] = "offline"
 os.environ["WANDB_SILENT"] = "true"

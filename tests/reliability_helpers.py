@@ -113,3 +113,93 @@ class PoisonInput:
                     batch["synthetic"]["image"][0, 0, 0, 0] = float("nan")
 
         return _PoisonInput(*args, **kwargs)
+
+
+# ---------------------------------------------------------------- fault tests (tests/test_faults_*.py)
+
+
+def assert_one_error_line(stderr: str, *words: str) -> str:
+    """Exactly one ``error: ...`` line holding every word, and no traceback; returns that line."""
+    assert "Traceback" not in stderr, stderr[-3000:]
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, stderr[-3000:]
+    for word in words:
+        assert word in errors[0], errors[0]
+    return errors[0]
+
+
+def small_disk(folder: Path, size: str = "2m"):
+    """A context manager: a ``size`` tmpfs mounted on ``folder`` (a full disk on demand), unmounted after.
+
+    Skips the test with the reason when mounting is not permitted (not root, no tmpfs).
+    """
+    import contextlib
+    import subprocess
+
+    import pytest
+
+    @contextlib.contextmanager
+    def mounted():
+        folder.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a {size} tmpfs to fill up ({(result.stderr or result.stdout).strip()})")
+        try:
+            yield folder
+        finally:
+            subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+    return mounted()
+
+
+def fill_disk(folder: Path, leave_bytes: int) -> Path:
+    """Writes a filler file into ``folder`` so that about ``leave_bytes`` stay free."""
+    import os
+
+    st = os.statvfs(folder)
+    filler = folder / "filler.bin"
+    size = max(st.f_bavail * st.f_frsize - leave_bytes, 0)
+    with open(filler, "wb") as f:
+        f.write(b"\0" * size)
+    return filler
+
+
+def dead_pid() -> int:
+    """The pid of a process that has just exited (a real one, for 'killed writer' files)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(proc.stdout)
+
+
+def tiny_checkpoint(root: Path, store: Path, shape=(1, 36, 60)) -> Path:
+    """A real Lightning checkpoint of a tiny SimGAN after 2 optimizer steps on ``store``'s images.
+
+    In-process (a few seconds): a plain loader of {"synthetic", "real"} batches, the
+    module's input and nothing more.
+    """
+    import torch
+    from lightning.pytorch import Trainer
+    from torch.utils.data import DataLoader
+
+    from simgan.data.store import StoreDataset
+    from simgan.module import SimGAN
+
+    synthetic = StoreDataset(store)
+    real = torch.rand(8, *shape) * 2 - 1
+    batches = [{"synthetic": {"image": torch.stack([synthetic[i]["image"] for i in range(8 * b, 8 * b + 8)])},
+                "real": {"image": real}} for b in range(2)]
+    module = SimGAN(
+        refiner={"_target_": "simgan.models.refiner.Refiner", "channels": shape[0], "width": 4, "num_blocks": 1},
+        discriminator={"_target_": "simgan.models.discriminator.LocalDiscriminator", "channels": shape[0],
+                       "widths": [4, 4, 4, 4]},
+        regularizer={"_target_": "simgan.regularizers.identity.Identity"}, image_shape=list(shape), history_size=16,
+        schedule={"refiner_pretrain_steps": 1, "discriminator_pretrain_steps": 1, "adversarial_steps": 0})
+    trainer = Trainer(accelerator="cpu", max_steps=2, logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                      limit_val_batches=0, default_root_dir=root)
+    trainer.fit(module, train_dataloaders=DataLoader(batches, batch_size=None))
+    trainer.save_checkpoint(root / "last.ckpt")
+    return root / "last.ckpt"

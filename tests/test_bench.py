@@ -1,4 +1,4 @@
-"""``python -m simgan.bench`` runs end to end and writes its JSON and markdown (project issue 7).
+"""``python -m simgan.bench`` runs end to end and writes its JSON and markdown.
 
 Not a timing test: the smallest setting (tiny nets, 1 round of 1 step per network)
 runs in seconds and every expected key is checked, not any speed. It also checks that

@@ -1,6 +1,6 @@
 """DDP for real: 2 CPU processes (``trainer=ddp_sim``, gloo) through all three phases.
 
-``src/train.py`` runs in a subprocess (DESIGN.md: in pytest, Lightning's ``ddp``
+``src/train.py`` runs in a subprocess (in pytest, Lightning's ``ddp``
 re-executes pytest as rank 1); a test callback (``scaling_helpers.RankRecorder``) makes
 every rank write what it trained. The run must end with the same weights on both
 ranks although they saw disjoint data (so every optimizer step's gradients were

@@ -101,6 +101,49 @@ def test_digits_training_then_evaluation_with_wandb(compose_train, tmp_path):
     assert list((out / "wandb").glob("offline-run-*")), "W&B offline run dir missing"
 
 
+@pytest.mark.slow
+def test_usps2mnist_training_then_evaluation(compose_train, tmp_path):
+    """USPS (labeled source) -> MNIST: (c) and the test set come from the MNIST split, all three the same size."""
+    ckpt = _train_tiny(compose_train, tmp_path, "experiment=usps2mnist")
+    out = tmp_path / "eval"
+    results = evaluate(_compose_eval(compose_train, out, f"ckpt_path={ckpt}"))
+    saved = _check_common(out, results)
+    d, s = saved["downstream"], saved["summary"]
+    assert d["task"] == "classify" and d["model"] == "LeNet"
+    for name in ("synthetic", "refined", "real"):
+        assert 0.0 <= s[f"accuracy_{name}"] <= 1.0 and d[f"n_train_{name}"] == 96
+    assert d["n_test"] == 100 and saved["meta"]["data"]["synthetic"]["_target_"] == "simgan.data.usps.UspsDigits"
+
+
+@pytest.mark.slow
+def test_eyes_with_labeled_gaze_stores_report_the_angle_error(compose_train, tmp_path):
+    """Your own labeled real data (paper Sec. 3.2, Table 2): gaze regressors, error in degrees."""
+    import numpy as np
+
+    from simgan.data.simulators.eyes import render_eyes
+    from simgan.data.store import write_store
+
+    ckpt = _train_tiny(compose_train, tmp_path)
+    # stand-ins for labeled real eyes (e.g. MPIIGaze with gaze): other seeds than the training data
+    images, labels = render_eyes(144, 36, 60, seed=7)
+    test = write_store(tmp_path / "gaze_test.h5", images[:64], {"gaze": labels["gaze"][:64]})
+    reference = write_store(tmp_path / "gaze_ref.h5", images[64:], {"gaze": labels["gaze"][64:]})
+    out = tmp_path / "eval"
+    results = evaluate(_compose_eval(compose_train, out, f"ckpt_path={ckpt}", "labels.enabled=false",
+                                     "downstream.label=gaze", f"downstream.test_store={test}",
+                                     f"downstream.reference_store={reference}"))
+    saved = _check_common(out, results)
+    d, s = saved["downstream"], saved["summary"]
+    assert d["task"] == "regress" and d["error_measure"] == "angle_deg" and d["error_unit"] == "deg"
+    for name in ("synthetic", "refined", "real"):
+        assert 0.0 <= d[f"error_{name}"] <= 180.0 and s[f"error_{name}"] == pytest.approx(d[f"error_{name}"])
+        assert d[f"n_train_{name}"] == 80  # cut to the reference store's size: all three the same
+        assert f"accuracy_{name}" not in s
+    assert d["n_test"] == 64 and np.isfinite(s["error_refined"])
+    assert "angle_deg error, deg" in (out / "report.md").read_text()
+    assert (out / "downstream.png").is_file()
+
+
 def test_reference_labels_come_from_the_npz_and_test_split_is_disjoint(compose_train, cache_dir):
     """(c)'s labels are the MNIST labels of the unlabeled stream's images; none are test images."""
     import h5py

@@ -1,4 +1,4 @@
-"""The platform's fast paths train like the fp32 eager path (project issue 7).
+"""The platform's fast paths train like the fp32 eager path.
 
 Each fast path (``model.channels_last``, fused optimizers ``model.*_optimizer.fused``,
 ``trainer.precision=bf16-mixed``, ``model.compile``) trains a tiny SimGAN through all

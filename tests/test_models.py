@@ -39,7 +39,7 @@ def test_discriminator_gives_a_logit_pair_per_patch(size, patches):
 
 
 def test_discriminator_is_not_linear():
-    # peers left the activation at None: D(a + b) == D(a) + D(b) - D(0) for a linear D
+    # the most-copied public port left the activation at None: D(a + b) == D(a) + D(b) - D(0) for a linear D
     torch.manual_seed(0)
     d = LocalDiscriminator(channels=1)
     a, b = torch.randn(1, 1, 36, 60), torch.randn(1, 1, 36, 60)

@@ -24,16 +24,14 @@ import numpy as np
 import pytest
 import torch
 from hydra.core.global_hydra import GlobalHydra
-from lightning.pytorch import Trainer
-from torch.utils.data import DataLoader
 
+from reliability_helpers import tiny_checkpoint
 from simgan.data.store import StoreDataset, check_store, write_store
 from simgan.errors import ConfigError, DataError
 from simgan.export.checkpoint import load_refiner, sha256sum
 from simgan.export.codec import encode_chunks, image_dataset_options
 from simgan.export.predictor import RefinePredictor
 from simgan.export.refine import refine
-from simgan.module import SimGAN
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,24 +55,7 @@ def store(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory, store) -> Path:
     """A real Lightning checkpoint of a tiny SimGAN after 2 optimizer steps."""
-    root = tmp_path_factory.mktemp("train")
-    synthetic = StoreDataset(store)
-    real = torch.rand(8, *SHAPE) * 2 - 1
-    # A plain loader of {"synthetic", "real"} batches: the module's input, nothing more.
-    batches = [{"synthetic": {"image": torch.stack([synthetic[i]["image"] for i in range(8 * b, 8 * b + 8)])},
-                "real": {"image": real}} for b in range(2)]
-    module = SimGAN(
-        refiner={"_target_": "simgan.models.refiner.Refiner", "channels": 1, "width": 4, "num_blocks": 1},
-        discriminator={"_target_": "simgan.models.discriminator.LocalDiscriminator", "channels": 1,
-                       "widths": [4, 4, 4, 4]},
-        regularizer={"_target_": "simgan.regularizers.identity.Identity"}, image_shape=list(SHAPE), history_size=16,
-        schedule={"refiner_pretrain_steps": 1, "discriminator_pretrain_steps": 1, "adversarial_steps": 0})
-    trainer = Trainer(accelerator="cpu", max_steps=2, logger=False, enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                      limit_val_batches=0, default_root_dir=root)
-    trainer.fit(module, train_dataloaders=DataLoader(batches, batch_size=None))
-    trainer.save_checkpoint(root / "last.ckpt")
-    return root / "last.ckpt"
+    return tiny_checkpoint(tmp_path_factory.mktemp("train"), store, SHAPE)
 
 
 @pytest.fixture

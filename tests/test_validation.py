@@ -19,7 +19,7 @@ CASES = {
     "negative_steps": (["model.schedule.discriminator_pretrain_steps=-5"],
                        "model.schedule.discriminator_pretrain_steps must be >= 0, got -5"),
     "batch_larger_than_data": (["data.batch_size=32"],
-                               "data.batch_size=32 is larger than the real training split (23 of 24 images"),
+                               "data.batch_size=32 is larger than the real training split (19 of 24 images"),
     "image_smaller_than_patch": (["data.height=16", "data.width=16"], "16x16 is smaller than the discriminator"),
     "channel_mismatch": (["model.refiner.channels=3"], "model.refiner.channels=3 but the data has 1 channel"),
     "history_not_a_multiple": (["model.history_size=10"],

@@ -9,6 +9,14 @@ the :class:`~simgan.schedule.PhaseSchedule` names:
   refined half-batch is b/2 current refined images and b/2 from the history buffer
   (Sec. 2.3). The refined images are made under ``no_grad``: L_D never reaches R.
 
+Options from later GAN work, each off by default where it changes the paper's method
+(``conf/model/simgan.yaml``; docs/evaluation.md measures each on the eye recipe):
+``loss`` (cross-entropy, LSGAN, hinge: :mod:`simgan.losses`), ``r1_gamma`` (R1 penalty on
+real images), ``diff_augment`` (the same differentiable augmentation of every image D
+sees, in D's and in R's steps: :mod:`simgan.augment`), ``ema`` (an average of R's
+weights used for validation, evaluation and refine: :mod:`simgan.ema`); spectral
+normalization of D and R's padding are options of the nets themselves.
+
 The nets are given as Hydra configs (``_target_`` dicts) so that ``save_hyperparameters``
 records them and ``SimGAN.load_from_checkpoint`` rebuilds the module with no other file.
 
@@ -42,10 +50,13 @@ from lightning.pytorch import LightningModule
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import Tensor
 
+from simgan.augment import build_diff_augment
 from simgan.distributed import HISTORY_PER_RANK, gather_history, mean_over_ranks, restore_own_history
 from simgan.errors import ConfigError
 from simgan.history import HistoryBuffer
-from simgan.losses import REAL, REFINED, local_adversarial_loss, patch_accuracy, self_regularization
+from simgan.ema import WeightEMA
+from simgan.losses import (REAL, REFINED, check_loss, discriminator_loss, patch_accuracy, r1_penalty,
+                           refiner_realism_loss, self_regularization)
 from simgan.reliability.errors import NonFiniteError
 from simgan.reliability.finite import first_nonfinite
 from simgan.reliability.rng import collect_rng_states, restore_rng_states
@@ -72,6 +83,10 @@ class SimGAN(LightningModule):
         grad_clip: float | None = None,
         channels_last: bool = False,
         compile: bool = False,
+        loss: str = "cross_entropy",
+        r1_gamma: float = 0.0,
+        diff_augment: dict | None = None,
+        ema: dict | None = None,
     ):
         super().__init__()
         self.automatic_optimization = False
@@ -80,10 +95,17 @@ class SimGAN(LightningModule):
         self.discriminator = instantiate(_plain(discriminator))
         self.regularizer = instantiate(_plain(regularizer))
         self.history = HistoryBuffer(history_size, tuple(image_shape))
-        try:
+        try:  # their messages name the setting: a user error, not a crash
             self.schedule = PhaseSchedule(**(_plain(schedule) or {}))
-        except ValueError as err:  # its messages name the setting: a user error, not a crash
+            self.loss = check_loss(loss)
+            self.augment = build_diff_augment(_plain(diff_augment))
+            ema = _plain(ema) or {}
+            self.refiner_ema = WeightEMA(self.refiner, ema.get("decay", 0.999)) if ema.get("enabled") else None
+            if not float(r1_gamma) >= 0:
+                raise ValueError(f"model.r1_gamma must be >= 0, got {r1_gamma}")
+        except ValueError as err:
             raise ConfigError(str(err)) from None
+        self.r1_gamma = float(r1_gamma)
         self._rng_to_restore: dict | None = None
         self._latest_logs: dict[str, Tensor] = {}  # each training scalar's value at its network's last step
         self.lambda_reg = float(lambda_reg)
@@ -110,10 +132,21 @@ class SimGAN(LightningModule):
         if self.memory_format is torch.channels_last:
             self.refiner.to(memory_format=torch.channels_last)
             self.discriminator.to(memory_format=torch.channels_last)
+            if self.refiner_ema is not None:
+                self.refiner_ema.to(memory_format=torch.channels_last)
+
+    @property
+    def inference_refiner(self):
+        """The refiner that validation, grids, evaluation and refine use: R's weight average when enabled."""
+        return self.refiner_ema if self.refiner_ema is not None else self._refine
 
     def forward(self, synthetic: Tensor) -> Tensor:
         """R(x): the refined images, for inference and export."""
-        return self._refine(synthetic.contiguous(memory_format=self.memory_format))
+        return self.inference_refiner(synthetic.contiguous(memory_format=self.memory_format))
+
+    def _judge(self, images: Tensor) -> Tensor:
+        """D's logits on ``images`` as D sees them in training (augmented when DiffAugment is on)."""
+        return self._discriminate(self.augment(images) if self.augment is not None else images)
 
     # ---------------------------------------------------------------- training
     def training_step(self, batch: dict, batch_idx: int) -> None:
@@ -164,11 +197,11 @@ class SimGAN(LightningModule):
         loss = self.lambda_reg * reg
         logs = {"train/r_reg": reg.detach()}
         if adversarial:
-            logits = self._discriminate(refined)
-            realism = local_adversarial_loss(logits, REAL)  # Eq. 3: -log D_real(R(x))
+            logits = self._judge(refined)
+            realism = refiner_realism_loss(logits, self.loss)  # Eq. 3: -log D_real(R(x)) for cross-entropy
             loss = loss + realism
             logs["train/r_adv"] = realism.detach()
-            logs["train/d_acc_refined_in_r_step"] = patch_accuracy(logits.detach(), REFINED)
+            logs["train/d_acc_refined_in_r_step"] = patch_accuracy(logits.detach(), REFINED, self.loss)
         self._stop_if_nonfinite(REFINER, {"synthetic input": synthetic, "refined output": refined,
                                           "refiner loss": loss})
         opt_r.zero_grad(set_to_none=True)
@@ -176,6 +209,8 @@ class SimGAN(LightningModule):
         self._clip(opt_r)
         opt_r.step()
         self.untoggle_optimizer(opt_r)
+        if self.refiner_ema is not None:
+            self.refiner_ema.update(self.refiner)
         logs["train/r_loss"] = loss.detach()
         return logs
 
@@ -185,11 +220,14 @@ class SimGAN(LightningModule):
         with torch.no_grad():  # L_D must not flow into R
             refined = self._refine(synthetic)
         fake = self.history.mix(refined)
-        logits_real = self._discriminate(real)
-        logits_fake = self._discriminate(fake)
-        loss_real = local_adversarial_loss(logits_real, REAL)
-        loss_fake = local_adversarial_loss(logits_fake, REFINED)
-        loss = loss_real + loss_fake  # Eq. 2
+        if self.r1_gamma > 0:  # the penalty needs D's graph on the real batch: reuse its logits
+            penalty, logits_real = r1_penalty(self._discriminate, real, self.r1_gamma, self.augment)
+        else:
+            penalty, logits_real = None, self._judge(real)
+        logits_fake = self._judge(fake)
+        loss = discriminator_loss(logits_real, logits_fake, self.loss)  # Eq. 2 for cross-entropy
+        if penalty is not None:
+            loss = loss + penalty
         self._stop_if_nonfinite(DISCRIMINATOR, {"synthetic input": synthetic, "real input": real,
                                                 "refined output": refined, "history sample": fake,
                                                 "discriminator loss": loss})
@@ -199,12 +237,15 @@ class SimGAN(LightningModule):
         opt_d.step()
         self.untoggle_optimizer(opt_d)
         self.history.push(refined)
-        return {
+        logs = {
             "train/d_loss": loss.detach(),
-            "train/d_acc_real": patch_accuracy(logits_real.detach(), REAL),
-            "train/d_acc_refined": patch_accuracy(logits_fake.detach(), REFINED),
+            "train/d_acc_real": patch_accuracy(logits_real.detach(), REAL, self.loss),
+            "train/d_acc_refined": patch_accuracy(logits_fake.detach(), REFINED, self.loss),
             "train/history_filled": torch.tensor(float(len(self.history))),
         }
+        if penalty is not None:
+            logs["train/d_r1"] = penalty.detach()
+        return logs
 
     def _stop_if_nonfinite(self, network: str, tensors: dict[str, Tensor]) -> None:
         """Raises NonFiniteError, before any optimizer step, if a tensor of this step is NaN/inf."""
@@ -235,9 +276,9 @@ class SimGAN(LightningModule):
         logits_refined = self._discriminate(refined)
         logits_real = self._discriminate(real.contiguous(memory_format=self.memory_format))
         self.log_dict({
-            "val/d_acc_real": patch_accuracy(logits_real, REAL),
-            "val/d_acc_refined": patch_accuracy(logits_refined, REFINED),
-            "val/r_adv": local_adversarial_loss(logits_refined, REAL),
+            "val/d_acc_real": patch_accuracy(logits_real, REAL, self.loss),
+            "val/d_acc_refined": patch_accuracy(logits_refined, REFINED, self.loss),
+            "val/r_adv": refiner_realism_loss(logits_refined, self.loss),
             # mean |R(x) - x| in [-1, 1] units: how far refinement moved the pixels
             "val/refine_l1": (refined - synthetic).abs().mean(),
         }, on_step=False, on_epoch=True, sync_dist=True, batch_size=synthetic.shape[0])

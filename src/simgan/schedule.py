@@ -1,7 +1,7 @@
 """SimGAN's three-phase training schedule (paper Algorithm 1 and Sec. 3.1).
 
 1. ``refiner_pretrain``: R alone, self-regularization only, for N steps (R starts as
-   an identity-like map instead of noise; peers use 500-2000 steps).
+   an identity-like map instead of noise; public SimGAN ports use 500-2000 steps).
 2. ``discriminator_pretrain``: D alone on real vs. refined, for M steps (~200).
 3. ``adversarial``: cycles of K_g refiner steps then K_d discriminator steps, for a
    given number of optimizer steps (gaze: K_g = 50, K_d = 1 in the paper).

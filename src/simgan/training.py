@@ -3,9 +3,10 @@
 Kept out of ``src/train.py`` so tests and other entry points call the same function
 with a composed config.
 
-Around the Trainer (docs/reliability.md): ``ckpt_path=last`` is resolved to the newest
-previous checkpoint; an online W&B logger that cannot start goes offline first; the
-Trainer gets an atomic, NaN-refusing CheckpointIO, and ``use_distributed_sampler=False``
+Around the Trainer (docs/reliability.md): the settings' types and ranges are checked
+before anything is built; ``ckpt_path=last`` is resolved to the newest previous
+checkpoint, which is checked to fit the model; an online W&B logger that cannot start
+goes offline first; the Trainer gets an atomic, NaN-refusing CheckpointIO, and ``use_distributed_sampler=False``
 because the DataModule shards its own streams; a run stopped by a signal raises
 :class:`TrainingInterrupted` with the command that resumes it, and a diverged run's
 :class:`NonFiniteError` names the last good checkpoint.
@@ -31,10 +32,10 @@ from omegaconf import DictConfig, OmegaConf
 from simgan.errors import ConfigError
 from simgan.reliability.checkpoint_io import trainer_plugins
 from simgan.reliability.errors import NonFiniteError, TrainingInterrupted
-from simgan.reliability.resume import interrupted_message, last_good_checkpoint, resolve_ckpt_path
+from simgan.reliability.resume import check_resumable, interrupted_message, last_good_checkpoint, resolve_ckpt_path
 from simgan.reliability.shutdown import GracefulShutdown
 from simgan.reliability.wandb_guard import go_offline_if_unusable
-from simgan.validate import check_model_fits_data, warn_if_precision_is_slow_here
+from simgan.validate import check_model_fits_data, check_settings, warn_if_precision_is_slow_here
 
 log = logging.getLogger("simgan")
 
@@ -53,6 +54,7 @@ warnings.filterwarnings("ignore", message="`broadcast_buffers` is deprecated", c
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
+    check_settings(cfg)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data, _recursive_=True)
@@ -60,6 +62,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_model_fits_data(model, datamodule)
     paths = cfg.get("paths") or {}
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), paths.get("log_dir", "logs"), cfg.get("task_name", "train"))
+    if ckpt_path is not None:
+        check_resumable(ckpt_path, model)
     callbacks = _instantiate_all(cfg.get("callbacks"))
     go_offline_if_unusable(cfg.get("logger"))
     loggers = _instantiate_all(cfg.get("logger"))

@@ -1,4 +1,4 @@
-"""simgan.bench: the platform against a plain PyTorch loop, and the fast paths (project issue 7).
+"""simgan.bench: the platform against a plain PyTorch loop, and the fast paths.
 
 ``python -m simgan.bench`` (options: ``--help``; guide and measured tables:
 ``docs/benchmark.md``) measures, in one process, with one seed and the same batches:

@@ -1,6 +1,6 @@
 """Refine export against the bare refiner forward, by the export package's own benchmark.
 
-Calls :func:`simgan.export.bench.bench_refine` (project issue 5) with this run's batch,
+Calls :func:`simgan.export.bench.bench_refine` with this run's batch,
 image size and refiner, rather than measuring it a second way. If that function is not
 there (or will not take these arguments), the row is reported as not measured, with why.
 """

@@ -1,6 +1,6 @@
 """The benchmark's outputs: ``results.json`` (everything) and ``results.md`` (the tables).
 
-Targets (project issue 7), each checked from the medians of this run:
+Targets, each checked from the medians of this run:
 
 - the platform's step throughput >= 0.95x the plain loop's, eager, side by side;
 - the best variant (platform) >= 3x the plain eager loop;

@@ -140,7 +140,9 @@ class ValidationRealism(Callback):
         device = pl_module.device
         # Lightning validates under inference_mode; the C2ST judge needs autograd.
         with torch.inference_mode(False), torch.enable_grad():
-            refiner = pl_module.refiner  # the plain module: a compiled one would recompile for this batch size
+            # the plain module (a compiled one would recompile for this batch size), or R's
+            # weight average when the run keeps one: the refiner evaluation and refine use
+            refiner = getattr(pl_module, "refiner_ema", None) or pl_module.refiner
             was_training = refiner.training
             refiner.eval()
             with torch.no_grad():

@@ -12,11 +12,16 @@ Every dataset, synthetic or real, rendered or converted, lives in one layout::
 ``pixel_range`` is the value range that maps to [-1, 1] when a sample is read (0-255
 for uint8 images; e.g. a depth range in millimetres for float/uint16 depth maps).
 
-Writing is atomic: :class:`StoreWriter` writes ``<dst>.partial`` and renames it onto
-``<dst>`` only when every sample is in and ``count`` is set, so an interrupted run never
-leaves a file that looks complete. Reading is lazy: :class:`StoreDataset` opens the file
-on first access inside each DataLoader worker, because h5py handles must not cross a
-fork, and a store larger than memory streams from disk.
+Writing is atomic: :class:`StoreWriter` writes ``.<dst name>.<pid>.partial`` beside
+``<dst>`` and renames it onto ``<dst>`` only when every sample is in and ``count`` is set,
+so an interrupted run never leaves a file that looks complete; a second process writing
+the same ``<dst>`` at once is refused, a full disk is an error naming the file
+(:mod:`simgan.reliability.partials`, :mod:`simgan.reliability.disk`).
+
+Reading is lazy: :class:`StoreDataset` opens the file on first access inside each
+DataLoader worker, because h5py handles must not cross a fork, and a store larger than
+memory streams from disk. A damaged chunk or a NaN/inf pixel is an error naming the
+file and the sample, wherever it is read.
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ import torch
 from torch.utils.data import Dataset
 
 from simgan.errors import DataError
+from simgan.reliability import partials
+from simgan.reliability.disk import DiskFullError, no_space, out_of_space, require_space
+from simgan.reliability.hdf5_full import QuietOutOfSpace, keep_broken
 
 STORE_FORMAT = "simgan-store"
 STORE_VERSION = 1
@@ -77,6 +85,8 @@ class StoreWriter:
         self.chunk_samples = chunk_samples
         self.count = 0
         self._file: h5py.File | None = None
+        self._created: list[Path] = []
+        self._handles: list = []
         if len(self.image_shape) != 3:
             raise DataError(f"{self.path}: image_shape must be (C, H, W), got {self.image_shape}")
         if self.image_dtype not in [np.dtype(d) for d in IMAGE_DTYPES]:
@@ -84,23 +94,53 @@ class StoreWriter:
 
     @property
     def partial_path(self) -> Path:
-        return self.path.with_name(self.path.name + ".partial")
+        return partials.partial_path(self.path)
 
     def __enter__(self) -> "StoreWriter":
+        if self.path.is_dir():
+            raise DataError(f"{self.path}: is a directory; give the store a file name "
+                            f"(e.g. {self.path / 'store.h5'})")
         if self.path.exists() and not self.overwrite:
             raise DataError(f"{self.path}: already exists (pass overwrite to replace it)")
+        other = partials.other_live_writer(self.path)
+        if other is not None:
+            raise DataError(f"{self.path}: another process (pid {other[1]}) is writing this store now "
+                            f"(its partial file {other[0].name}); wait for it to finish or write elsewhere")
+        partials.remove_orphans(self.path)
+        self._created = _missing_folders(self.path.parent)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not os.access(self.path.parent, os.W_OK):
             raise DataError(f"{self.path.parent}: destination folder is not writable")
-        self._file = h5py.File(self.partial_path, "w")
         try:
+            # "x": exclusive create, so this never empties a file some other writer holds
+            self._file = h5py.File(self.partial_path, "x")
             self._create_datasets(self._file)
-        except BaseException:
-            self._file.close()
-            self._file = None
-            self.partial_path.unlink(missing_ok=True)
+        except BaseException as err:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+            self._discard()
+            if isinstance(err, OSError):
+                raise DataError(f"{self.path}: cannot create the store ({err})") from None
             raise
         return self
+
+    def _discard(self) -> None:
+        """Removes the partial file and the folders this writer created for it."""
+        self.partial_path.unlink(missing_ok=True)
+        for folder in reversed(self._created):
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (something else was written there meanwhile)
+                break
+        self._created = []
+
+    def _abandon(self, *handles) -> DataError:
+        """After ENOSPC inside HDF5: drop the partial file, keep the broken handles alive."""
+        keep_broken(*handles)
+        self._file = None
+        self._discard()
+        return no_space(self.path, f"store {self.path.name}")
 
     def _create_datasets(self, f: h5py.File) -> None:
         c, h, w = self.image_shape
@@ -140,22 +180,47 @@ class StoreWriter:
             if len(values) != n:
                 raise DataError(f"{self.path}: label '{name}' has {len(values)} rows for {n} images")
             if values.dtype.kind == "f" and not np.isfinite(values).all():
-                raise DataError(f"{self.path}: label '{name}' contains NaN or inf")
+                row = self.count + int(np.argwhere(~np.isfinite(values.reshape(n, -1)).all(1))[0, 0])
+                raise DataError(f"{self.path}: label '{name}' contains NaN or inf (first at row {row})")
         end = self.count + n
-        self._file["images"].resize(end, axis=0)
-        self._file["images"][self.count:end] = images
-        for name, values in labels.items():
-            ds = self._file["labels"][name]
-            ds.resize(end, axis=0)
-            ds[self.count:end] = np.asarray(values, dtype=ds.dtype)
+        require_space(self.path, images.nbytes + sum(np.asarray(v).nbytes for v in labels.values()),
+                      f"store {self.path.name}")
+        # The dataset handles stay open for the writer's life: HDF5 reports a failed write
+        # (a full disk) only when it flushes, which a handle freed after each batch does
+        # in its deallocator, where h5py prints the error and goes on. Flushing after
+        # each batch turns it into an exception here, at the batch that hit it.
+        handles = self._handles or [self._file["images"], *(self._file["labels"][k] for k in self.labels)]
+        self._handles = handles
+        try:
+            with QuietOutOfSpace():
+                handles[0].resize(end, axis=0)
+                handles[0][self.count:end] = images
+                for ds, name in zip(handles[1:], self.labels):
+                    ds.resize(end, axis=0)
+                    ds[self.count:end] = np.asarray(labels[name], dtype=ds.dtype)
+                self._file.flush()
+        except (OSError, RuntimeError) as err:
+            if out_of_space(err):
+                raise self._abandon(self._file, *handles) from None
+            raise
         self.count = end
 
     def __exit__(self, exc_type, exc, tb) -> None:
         f, self._file = self._file, None
+        self._handles = []
         if exc_type is not None or self.count == 0:
             if f is not None:
-                f.close()
-            self.partial_path.unlink(missing_ok=True)
+                if exc_type is DiskFullError:
+                    # refused before writing: make room for what closing still writes
+                    os.truncate(self.partial_path, 0)
+                try:
+                    with QuietOutOfSpace():
+                        f.close()
+                except (OSError, RuntimeError) as err:
+                    if not out_of_space(err):
+                        raise
+                    self._abandon(f)
+            self._discard()
             if exc_type is None:
                 raise DataError(f"{self.path}: no images to write (zero samples)")
             return None
@@ -171,8 +236,24 @@ class StoreWriter:
         })
         for key, value in self.attrs.items():
             f.attrs[key] = value if isinstance(value, (int, float, np.ndarray)) else str(value)
-        f.close()
+        try:
+            with QuietOutOfSpace():
+                f.close()  # flushes what HDF5 still caches: may find the disk full too
+        except (OSError, RuntimeError) as err:
+            if out_of_space(err):
+                raise self._abandon(f) from None
+            self._discard()
+            raise
         os.replace(self.partial_path, self.path)
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """The folders ``mkdir(parents=True)`` would create for ``folder``, outermost first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing[::-1]
 
 
 def write_store(
@@ -208,7 +289,8 @@ def check_store(path: str | os.PathLike, require_labels: Iterable[str] = ()) -> 
     """
     path = Path(path)
     if not path.is_file():
-        hint = " (a .partial file beside it means a write was interrupted)" if path.with_name(path.name + ".partial").exists() else ""
+        hint = " (a .partial file beside it means a write is running or was interrupted)" \
+            if partials.staged(path) else ""
         raise DataError(f"{path}: store file not found{hint}")
     try:
         with h5py.File(path, "r") as f:
@@ -247,6 +329,31 @@ def check_store(path: str | os.PathLike, require_labels: Iterable[str] = ()) -> 
         raise
     except (OSError, KeyError, ValueError) as err:
         raise DataError(f"{path}: cannot read store ({err})") from None
+
+
+def corrupt_store(path: str | os.PathLike, what: str, err: BaseException) -> DataError:
+    """The error for a store whose bytes do not decode (a bad chunk checksum, a damaged file)."""
+    return DataError(f"{path}: corrupt store, cannot read {what} ({' '.join(str(err).split())}); the file is damaged: "
+                     "convert or render it again")
+
+
+def read_images(images, index, path: str | os.PathLike) -> np.ndarray:
+    """``images[index]`` of a store's ``/images``; a damaged chunk is a :func:`corrupt_store` error.
+
+    Every chunk carries a checksum (fletcher32), so a flipped bit is found on read,
+    anywhere in the file (:func:`check_store` reads only the first and last sample).
+    """
+    try:
+        return images[index]
+    except OSError as err:
+        where = f"samples {index.start}..{index.stop - 1}" if isinstance(index, slice) else f"sample {index}"
+        raise corrupt_store(path, where, err) from None
+
+
+def nonfinite_pixels(path: str | os.PathLike, index: int) -> DataError:
+    """NaN and inf alike: clamping inf to the pixel range would train on made-up pixels."""
+    return DataError(f"{path}: sample {index} has NaN or inf pixels; the store must hold finite values "
+                     "(fix the data that made it and convert it again)")
 
 
 # Stores up to this size are read into memory once per process: a random sample from a
@@ -295,15 +402,26 @@ class StoreDataset(Dataset):
         # A handle opened before a fork is unusable in the child: reopen per process.
         if self._images is not None and self._pid == os.getpid():
             return
-        self._file = h5py.File(self.path, "r", rdcc_nbytes=_CHUNK_CACHE_BYTES, rdcc_nslots=100_003)
-        self._pid = os.getpid()
-        self._images = self._file["images"][:] if self.preload else self._file["images"]
-        self._labels = {name: self._file["labels"][name][:] for name in self.label_names}
+        try:
+            self._file = h5py.File(self.path, "r", rdcc_nbytes=_CHUNK_CACHE_BYTES, rdcc_nslots=100_003)
+            self._pid = os.getpid()
+            self._images = self._file["images"][:] if self.preload else self._file["images"]
+            self._labels = {name: self._file["labels"][name][:] for name in self.label_names}
+        except OSError as err:
+            raise corrupt_store(self.path, "its images or labels", err) from None
+        if self.preload and np.dtype(self.meta["dtype"]).kind == "f":
+            bad = ~np.isfinite(self._images.reshape(len(self._images), -1)).all(1)
+            if bad.any():
+                raise nonfinite_pixels(self.path, int(np.argmax(bad)))
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         self._open()
         idx = int(self.indices[i])
-        image = torch.from_numpy(np.asarray(self._images[idx], dtype=np.float32)) * self._scale + self._offset
+        pixels = read_images(self._images, idx, self.path)
+        if not self.preload and pixels.dtype.kind == "f" and not np.isfinite(pixels).all():
+            raise nonfinite_pixels(self.path, idx)
+        image = torch.from_numpy(np.asarray(pixels, dtype=np.float32)) * self._scale + self._offset
+        # inf never reaches here (refused above, as NaN is): the clamp is for rounding only
         sample = {"image": image.clamp_(-1.0, 1.0), "index": torch.tensor(idx)}
         for name in self.label_names:
             sample[name] = torch.from_numpy(np.asarray(self._labels[name][idx], dtype=np.float32))

@@ -29,6 +29,7 @@ from torch.utils.data import ConcatDataset
 from tqdm.auto import tqdm
 
 from simgan.errors import ConfigError
+from simgan.export.checks import check_refiner_fits as shared_refiner_check
 
 log = logging.getLogger("simgan")
 
@@ -54,17 +55,17 @@ def data_config(cfg: DictConfig) -> tuple[DictConfig, str]:
     return resolved, str(saved)
 
 
-def check_refiner_fits(info: dict, image_shape: tuple[int, int, int]) -> str | None:
-    """Channels must match (ConfigError); another H x W only gets a note (R is fully convolutional)."""
+def check_refiner_fits(info: dict, image_shape: tuple[int, int, int], allow_size_mismatch: bool = False) -> str | None:
+    """Refine's own check (:func:`simgan.export.checks.check_refiner_fits`): the same refusals.
+
+    Another number of channels, or another H x W than the refiner was trained on, is an
+    error before any work (refine refuses the same pair); with ``allow_size_mismatch`` a
+    size mismatch is only a note in report.md.
+    """
     c, h, w = image_shape
-    if info.get("channels") is not None and info["channels"] != c:
-        raise ConfigError(f"{info['path']}: the refiner takes {info['channels']} channel(s) but the data has {c} "
-                          f"(data.channels); evaluate with the data it was trained on "
-                          f"(trained on C x H x W = {info.get('image_shape')})")
-    trained = info.get("image_shape")
-    if trained and tuple(trained[1:]) != (h, w):
-        return f"refiner trained on {trained[1]}x{trained[2]} images, evaluated on {h}x{w}"
-    return None
+    return shared_refiner_check(
+        info, image_shape, f"data (data.channels/height/width = {c}/{h}/{w})", allow_size_mismatch,
+        remedy=f"evaluate it on the data it was trained on (C x H x W = {info.get('image_shape')})")
 
 
 @dataclass

@@ -82,17 +82,28 @@ def plot_label_shift(per_image: dict[str, np.ndarray], image_width: int, path: P
     return _save(fig, path)
 
 
-def plot_downstream(summary: dict[str, float], path: Path) -> Path:
-    """Held-out real accuracy of task models trained on synthetic / refined / real."""
-    names = [n for n in ("synthetic", "refined", "real") if f"accuracy_{n}" in summary]
-    acc = [summary[f"accuracy_{n}"] for n in names]
+def plot_downstream(summary: dict, path: Path) -> Path:
+    """Held-out real score of task models trained on synthetic / refined / real: accuracy
+    (``task: classify``) or the error measure with its unit (``task: regress``)."""
+    regress = summary.get("task") == "regress"
+    key = "error" if regress else "accuracy"
+    names = [n for n in ("synthetic", "refined", "real") if f"{key}_{n}" in summary]
+    score = [summary[f"{key}_{n}"] for n in names]
     labels = {"synthetic": "(a) raw synthetic", "refined": "(b) refined", "real": "(c) real (reference)"}
     fig, ax = plt.subplots(figsize=(4.8, 3.6))
-    ax.bar([labels[n] for n in names], acc, color=[COLOURS[n] for n in names])
-    for i, a in enumerate(acc):
-        ax.text(i, a + 0.01, f"{a:.3f}", ha="center", va="bottom", fontsize=9)
-    ax.set_ylim(0, 1.08)
-    ax.set_ylabel(f"accuracy on {summary.get('n_test', '?')} held-out real images")
-    ax.set_title("downstream: train on X, test on real")
+    ax.bar([labels[n] for n in names], score, color=[COLOURS[n] for n in names])
+    top = max(score) if score else 1.0
+    for i, v in enumerate(score):
+        ax.text(i, v + 0.01 * (top if regress else 1.0), f"{v:.3f}", ha="center", va="bottom", fontsize=9)
+    n_test = summary.get("n_test", "?")
+    if regress:
+        ax.set_ylim(0, 1.12 * top if top > 0 else 1.0)
+        ax.set_ylabel(f"{summary.get('error_measure', 'error')}, {summary.get('error_unit', '')}, "
+                      f"on {n_test} real images")
+        ax.set_title("downstream: train on X, test on real (lower = better)", fontsize=10)
+    else:
+        ax.set_ylim(0, 1.08)
+        ax.set_ylabel(f"accuracy on {n_test} held-out real images")
+        ax.set_title("downstream: train on X, test on real")
     ax.tick_params(axis="x", labelsize=8)
     return _save(fig, path)

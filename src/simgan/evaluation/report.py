@@ -19,7 +19,7 @@ FIGURE_CAPTIONS = {
     "grid": "synthetic | refined | real (fixed held-out samples)",
     "realism": "C2ST accuracy and KID vs real: raw synthetic beside refined",
     "label_shift": "per-image pupil shift and gaze drift, synthetic -> refined",
-    "downstream": "held-out real accuracy: trained on raw synthetic / refined / real",
+    "downstream": "held-out real score: task model trained on raw synthetic / refined / real",
 }
 
 
@@ -42,6 +42,24 @@ def write_metrics(results: dict, path: Path) -> Path:
 
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
+
+
+DOWNSTREAM_SETS = (("synthetic", "(a) raw synthetic"), ("refined", "(b) refined synthetic"),
+                   ("real", "(c) real labeled (reference)"))
+
+
+def _downstream_lines(d: dict) -> list[str]:
+    """Sec. 3.2's table: accuracy (classify) or error with its unit (regress), per training set."""
+    regress = d.get("task") == "regress"
+    key = "error" if regress else "accuracy"
+    what = f"{d['error_measure']} error, {d['error_unit']} (lower is better)" if regress else "accuracy"
+    lines = ["", f"## Downstream (paper Sec. 3.2): {d.get('model', 'LeNet')} tested on {d['n_test']} held-out "
+             f"real images", "", f"| trained on | images | {what} |", "| --- | --- | --- |"]
+    for name, label in DOWNSTREAM_SETS:
+        if f"{key}_{name}" in d:
+            score = d[f"{key}_{name}"]
+            lines.append(f"| {label} | {d[f'n_train_{name}']} | {f'{score:.3f}' if regress else _pct(score)} |")
+    return lines
 
 
 def render_report(results: dict, figures: dict[str, Path]) -> str:
@@ -84,13 +102,7 @@ def render_report(results: dict, figures: dict[str, Path]) -> str:
                   f"| gaze error on refined vs synthetic labels, deg | {lab['refined_gaze_error_deg_mean']:.3f} | "
                   f"{lab['refined_gaze_error_deg_std']:.3f} |"]
     if results.get("downstream"):
-        d = results["downstream"]
-        lines += ["", f"## Downstream (paper Sec. 3.2): LeNet tested on {d['n_test']} held-out real images", "",
-                  "| trained on | images | accuracy |", "| --- | --- | --- |"]
-        for name, label in (("synthetic", "(a) raw synthetic"), ("refined", "(b) refined synthetic"),
-                            ("real", "(c) real labeled (reference)")):
-            if f"accuracy_{name}" in d:
-                lines.append(f"| {label} | {d[f'n_train_{name}']} | {_pct(d[f'accuracy_{name}'])} |")
+        lines += _downstream_lines(results["downstream"])
     lines += ["", "## Figures", ""]
     lines += [f"![{FIGURE_CAPTIONS.get(k, k)}]({p.name})" for k, p in figures.items()]
     lines += ["", "Seconds per stage: " + ", ".join(f"{k} {v:.0f}" for k, v in meta["seconds"].items()), ""]

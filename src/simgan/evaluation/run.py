@@ -1,5 +1,5 @@
 """The evaluation run, as a straight sequence: checkpoint + data -> image sets -> refine ->
-realism -> labels (eyes) -> downstream (digits) -> figures, ``metrics.json``, ``report.md``.
+realism -> labels (eyes) -> downstream (labeled data) -> figures, ``metrics.json``, ``report.md``.
 
 Kept out of ``src/evaluate.py`` so tests call the same function with a composed config.
 Every stage is seeded (``cfg.seed``) and bounded (its ``time_budget_s``), and shows a
@@ -19,12 +19,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from simgan.errors import ConfigError
 from simgan.evaluation import plots
-from simgan.evaluation.downstream import downstream, real_reference_set, real_test_set
+from simgan.evaluation.downstream import evaluate_downstream, headline
 from simgan.evaluation.inputs import build_datamodule, check_refiner_fits, data_config, image_sets, refine_images
 from simgan.evaluation.labels import has_eye_labels, label_preservation
 from simgan.evaluation.realism import c2st_pair, kid_many, realism_summary
 from simgan.evaluation.report import log_to_loggers, render_report, write_metrics
 from simgan.export.checkpoint import load_refiner
+from simgan.metrics.border import border_step
 from simgan.utils.image_grid import save_grid
 
 log = logging.getLogger("simgan")
@@ -68,8 +69,8 @@ def evaluate(cfg: DictConfig) -> dict:
     notes = [n for n in [check_refiner_fits(info, (data_cfg.channels, data_cfg.height, data_cfg.width))] if n]
     datamodule = build_datamodule(data_cfg)
     eyes = has_eye_labels(datamodule.labels) and cfg.labels.enabled
-    digits = cfg.downstream.enabled and cfg.downstream.label in datamodule.labels
-    n_fit = max(cfg.labels.fit_images if eyes else 0, cfg.downstream.n_train if digits else 0, 2)
+    labeled = cfg.downstream.enabled and cfg.downstream.label in datamodule.labels
+    n_fit = max(cfg.labels.fit_images if eyes else 0, cfg.downstream.n_train if labeled else 0, 2)
     sets = image_sets(datamodule, int(cfg.n_images), n_fit)
     notes += sets.notes
     clock.lap("data")
@@ -89,6 +90,10 @@ def evaluate(cfg: DictConfig) -> dict:
         clock.lap("kid")
     results = {"summary": realism_summary(c2st_results, kid_results),
                "realism": {"c2st": c2st_results, "kid": kid_results}, "labels": None, "downstream": None}
+    # the zero-padding frame (simgan.metrics.border): refined should land near real's own value
+    for name, images in {"synthetic": sets.synthetic, "refined": refined, "real": sets.real}.items():
+        results["summary"][f"border_step_{name}"] = border_step(images)
+        results["summary"][f"border_step_signed_{name}"] = border_step(images, signed=True)
     figures = {}
 
     if eyes:
@@ -105,27 +110,16 @@ def evaluate(cfg: DictConfig) -> dict:
         notes.append(f"label preservation skipped: the data has labels {list(datamodule.labels)}, "
                      "not pupil and gaze")
 
-    if digits:
-        label = cfg.downstream.label
-        real_pool = torch.utils.data.ConcatDataset([datamodule.splits["real_val"], datamodule.splits["real_train"]])
-        # (a), (b) and (c) get the same number of images: only their content differs.
-        n = min(int(cfg.downstream.n_train), len(sets.fit), len(real_pool))
-        fit_x, fit_y = sets.fit[:n], sets.fit_labels[label][:n]
-        ref_x, ref_y = real_reference_set(data_cfg.real, datamodule.real_source.path, real_pool, label,
-                                          cfg.downstream.reference_store, len(fit_x))
-        test = real_test_set(data_cfg.real, label, cfg.downstream.test_store, cfg.downstream.n_test)
-        train_sets = {"synthetic": (fit_x, fit_y),
-                      "refined": (refine_images(refiner, fit_x, cfg.batch_size, device, "refine (downstream)"), fit_y),
-                      "real": (ref_x, ref_y)}
-        results["downstream"] = downstream(train_sets, test, seed=seed, epochs=cfg.downstream.epochs,
-                                           time_budget_s=cfg.downstream.time_budget_s, device=device,
-                                           show_progress=bars)
-        results["summary"].update({k: v for k, v in results["downstream"].items() if k.startswith("accuracy_")})
+    if labeled:
+        results["downstream"], more = evaluate_downstream(cfg.downstream, data_cfg, datamodule, sets, refiner,
+                                                          cfg.batch_size, device, seed, bars)
+        notes += more
+        results["summary"].update(headline(results["downstream"]))
         figures["downstream"] = plots.plot_downstream(results["downstream"], out_dir / "downstream.png")
         clock.lap("downstream")
     elif cfg.downstream.enabled:
-        notes.append(f"downstream accuracy skipped: the data has no '{cfg.downstream.label}' label "
-                     "(and no labeled real test set)")
+        notes.append(f"downstream skipped: the synthetic data has no '{cfg.downstream.label}' label "
+                     f"(labels: {list(datamodule.labels)}; set downstream.label)")
 
     rows = int(cfg.grid_rows)
     save_grid([sets.synthetic[:rows], refined[:rows], sets.real[:rows]], out_dir / "grid.png")

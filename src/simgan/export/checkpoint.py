@@ -1,4 +1,4 @@
-"""Rebuild only the refiner R from a training checkpoint (project issue 5).
+"""Read a training checkpoint (checked), and rebuild only its refiner R from it.
 
 A Lightning checkpoint of :class:`simgan.module.SimGAN` holds the whole GAN: both nets,
 the history buffer, optimizer states, and in ``hyper_parameters`` the Hydra configs
@@ -23,6 +23,7 @@ from hydra.utils import instantiate
 from torch import nn
 
 from simgan.errors import DataError
+from simgan.reliability.finite import first_nonfinite
 
 # torch.compile wraps a module as ``_orig_mod``; this project keeps compiled callables off
 # the module tree (module.py), but checkpoints from other set-ups may still carry it.
@@ -53,14 +54,48 @@ def _read(path: Path) -> dict:
     return checkpoint
 
 
+# A run with ``model.ema.enabled`` keeps an average of R's weights beside R (simgan.ema);
+# that average is the refiner the run validated and is the one to refine with.
+_EMA_PREFIX, _REFINER_PREFIX = "refiner_ema.average.", "refiner."
+
+
 def refiner_state(state_dict: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """The ``refiner.*`` entries, prefix removed (and any ``_orig_mod.`` from torch.compile)."""
-    out = {}
-    for key, value in state_dict.items():
-        key = key.replace(_COMPILE_PREFIX, "")
-        if key.startswith("refiner."):
-            out[key[len("refiner."):]] = value
-    return out
+    """R's weights, prefix removed (and any ``_orig_mod.`` from torch.compile): the
+    ``refiner_ema.average.*`` entries when the run kept a weight average, else ``refiner.*``."""
+    keys = {key.replace(_COMPILE_PREFIX, ""): value for key, value in state_dict.items()}
+    prefix = _EMA_PREFIX if any(key.startswith(_EMA_PREFIX) for key in keys) else _REFINER_PREFIX
+    return {key[len(prefix):]: value for key, value in keys.items() if key.startswith(prefix)}
+
+
+def read_checkpoint(ckpt_path: str | os.PathLike) -> dict:
+    """A SimGAN checkpoint, read (mmapped) and checked; the one reader of train, refine and evaluate.
+
+    Raises :class:`DataError` naming the file when it is missing, empty, truncated or
+    not a torch file, not a SimGAN checkpoint (no ``hyper_parameters.refiner`` with a
+    ``_target_``, no ``refiner.*`` weights: e.g. a bare ``torch.save`` of a dict or a
+    state dict), or when its refiner weights hold NaN/inf (a diverged run's state,
+    which would refine every image to garbage).
+    """
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise DataError(f"{path}: checkpoint file not found" if not path.exists()
+                        else f"{path}: is not a file (a checkpoint file was expected)")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: checkpoint file is empty (0 bytes; an interrupted copy?)")
+    checkpoint = _read(path)
+    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    config = hparams.get("refiner") if isinstance(hparams, dict) else None
+    if not isinstance(config, dict) or "_target_" not in config or not isinstance(checkpoint.get("state_dict"), dict):
+        raise DataError(f"{path}: not a SimGAN checkpoint (no hyper_parameters.refiner with a _target_ "
+                        "and state_dict); use a checkpoint written by src/train.py")
+    state = refiner_state(checkpoint["state_dict"])
+    if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise DataError(f"{path}: checkpoint has no refiner.* weights in its state_dict")
+    bad = first_nonfinite(state)
+    if bad is not None:
+        raise DataError(f"{path}: refiner weight {bad} holds NaN/inf (a diverged run's state); use an earlier "
+                        "checkpoint of that run")
+    return checkpoint
 
 
 def load_refiner(ckpt_path: str | os.PathLike, hash_file: bool = True) -> tuple[nn.Module, dict]:
@@ -69,21 +104,14 @@ def load_refiner(ckpt_path: str | os.PathLike, hash_file: bool = True) -> tuple[
     Returns ``(refiner, info)`` with info keys ``path``, ``sha256`` (None unless
     ``hash_file``), ``image_shape`` ([C, H, W] R was trained on), ``channels``,
     ``refiner`` (its ``_target_`` config), ``global_step``. Raises :class:`DataError`
-    naming the file for a missing, unreadable or non-SimGAN checkpoint, and for
-    weights that do not fit the architecture its hyper-parameters describe.
+    naming the file for everything :func:`read_checkpoint` refuses, and for weights
+    that do not fit the architecture its hyper-parameters describe.
     """
     path = Path(ckpt_path)
-    if not path.is_file():
-        raise DataError(f"{path}: checkpoint file not found")
-    checkpoint = _read(path)
-    hparams = checkpoint.get("hyper_parameters") or {}
-    config = hparams.get("refiner")
-    if not isinstance(config, dict) or "_target_" not in config or "state_dict" not in checkpoint:
-        raise DataError(f"{path}: not a SimGAN checkpoint (no hyper_parameters.refiner with a _target_ "
-                        "and state_dict); refine needs a checkpoint written by src/train.py")
+    checkpoint = read_checkpoint(path)
+    hparams = checkpoint["hyper_parameters"]
+    config = hparams["refiner"]
     state = refiner_state(checkpoint["state_dict"])
-    if not state:
-        raise DataError(f"{path}: checkpoint has no refiner.* weights in its state_dict")
     try:
         refiner = instantiate(dict(config))
     except Exception as err:

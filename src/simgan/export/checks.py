@@ -65,17 +65,33 @@ def _positive(cfg, key: str, minimum: int = 1) -> int:
     return value
 
 
-def check_pair(source: dict, checkpoint: dict, allow_size_mismatch: bool) -> None:
-    c, h, w = source["shape"]
-    trained = checkpoint["image_shape"]
-    channels = checkpoint["channels"]
+def check_refiner_fits(checkpoint: dict, shape, images: str, allow_size_mismatch: bool = False,
+                       remedy: str = "it is fully convolutional, so pass allow_size_mismatch=true to refine "
+                                     "them anyway (its realism at another scale is untested)") -> str | None:
+    """The one check that a refiner may take these images, for refine and evaluate alike.
+
+    ``checkpoint``: :func:`~simgan.export.checkpoint.load_refiner`'s info; ``shape``: the
+    images' C x H x W; ``images``: what names them in the message (a store's path, the
+    data settings). Another number of channels is always a :class:`DataError`; another
+    H x W is one too unless ``allow_size_mismatch`` (R is fully convolutional, so it
+    runs, but its realism at another scale is untested), when a note is returned instead.
+    """
+    c, h, w = (int(v) for v in shape)
+    trained = checkpoint.get("image_shape")
+    channels = checkpoint.get("channels")
     if channels is not None and channels != c:
-        raise DataError(f"{source['path']}: images have {c} channel(s), the refiner in {checkpoint['path']} takes "
-                        f"{channels}: a refiner cannot refine images with another number of channels")
-    if trained and list(trained[1:]) != [h, w] and not allow_size_mismatch:
-        raise DataError(f"{source['path']}: images are {h}x{w}, the refiner in {checkpoint['path']} was trained on "
-                        f"{trained[1]}x{trained[2]}; it is fully convolutional, so pass allow_size_mismatch=true "
-                        "to refine them anyway (its realism at another scale is untested)")
+        raise DataError(f"{images}: images have {c} channel(s), the refiner in {checkpoint['path']} takes "
+                        f"{channels} channel(s): a refiner cannot refine images with another number of channels")
+    if trained and [int(v) for v in trained[1:]] != [h, w]:
+        if allow_size_mismatch:
+            return f"refiner trained on {trained[1]}x{trained[2]} images, applied to {h}x{w}"
+        raise DataError(f"{images}: images are {h}x{w}, the refiner in {checkpoint['path']} was trained on "
+                        f"{trained[1]}x{trained[2]}; {remedy}")
+    return None
+
+
+def check_pair(source: dict, checkpoint: dict, allow_size_mismatch: bool) -> None:
+    check_refiner_fits(checkpoint, source["shape"], source["path"], allow_size_mismatch)
 
 
 def check_labels(source: dict) -> None:

@@ -23,6 +23,7 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.accelerators import CPUAccelerator
 from torch.utils.data import DataLoader, Dataset
 
+from simgan.data.store import read_images
 from simgan.export.parts import Parts
 
 IDLE = -1  # the chunk id of the empty batch an idle rank runs
@@ -46,7 +47,7 @@ class ChunkBatches(Dataset):
             self._file = h5py.File(self.path, "r")
             self._pid = os.getpid()
         chunk, start, stop = self.items[i]
-        raw = self._file["images"][start:stop]
+        raw = read_images(self._file["images"], slice(start, stop), self.path)
         if raw.dtype == np.uint16:  # torch has few uint16 kernels; int32 holds it exactly
             raw = raw.astype(np.int32)
         return {"image": torch.from_numpy(raw), "chunk": chunk, "start": start, "stop": stop}

@@ -1,13 +1,15 @@
 """Rank 0's last step: the chunk files -> one store, in input order, atomically.
 
-Writes ``<output>.partial`` in the store layout (:mod:`simgan.data.store`): ``/images``
-with the input's dtype and the same chunking and filters as ``StoreWriter``, filled by
-copying each chunk file's already-compressed HDF5 chunks (``write_direct_chunk``: no
-second compression, one chunk file in memory at a time); ``/labels`` copied whole from
-the input by HDF5 itself (index i of every label still belongs to image i: the output
-has every input index exactly once, in input order, checked per chunk file); the root
-attributes of the input, then the store's own and the provenance of the refinement.
-Only then is it renamed onto ``<output>``.
+Writes ``.<output name>.<pid>.partial`` (:mod:`simgan.reliability.partials`) in the
+store layout (:mod:`simgan.data.store`): ``/images`` with the input's dtype and the
+same chunking and filters as ``StoreWriter``, filled by copying each chunk file's
+already-compressed HDF5 chunks (``write_direct_chunk``: no second compression, one
+chunk file in memory at a time); ``/labels`` copied whole from the input by HDF5 itself
+(index i of every label still belongs to image i: the output has every input index
+exactly once, in input order, checked per chunk file); the root attributes of the
+input, then the store's own and the provenance of the refinement. Only then is it
+renamed onto ``<output>``. A full disk is one error naming the output;
+the chunk files stay, so ``resume=true`` merges them once there is room.
 """
 
 from __future__ import annotations
@@ -24,12 +26,16 @@ import numpy as np
 from simgan.data.store import STORE_FORMAT, STORE_VERSION
 from simgan.export.codec import GZIP_LEVEL, image_dataset_options
 from simgan.export.parts import Parts
+from simgan.reliability import partials
+from simgan.reliability.disk import no_space, out_of_space, require_space
 
 
 def merge(parts: Parts, source: dict, output: Path, provenance: Mapping[str, object], level: int = GZIP_LEVEL) -> Path:
     """``source`` is :func:`simgan.data.store.check_store`'s metadata of the input."""
-    partial = output.with_name(output.name + ".partial")
+    partial = partials.partial_path(output)
+    partials.remove_orphans(output)
     shape, dtype, count = tuple(source["shape"]), np.dtype(source["dtype"]), int(source["count"])
+    kept, then = f"every refined chunk is kept in {parts.dir}", "rerun with resume=true"
     options = image_dataset_options(shape, dtype, level)
     rows = options["chunks"][0]
     try:
@@ -39,6 +45,7 @@ def merge(parts: Parts, source: dict, output: Path, provenance: Mapping[str, obj
             for chunk in range(parts.num_chunks):
                 start, _ = parts.bounds(chunk)
                 blob, offsets = parts.read(chunk, rows)
+                require_space(output, blob.nbytes, f"the refined store {output.name}", kept, then)
                 for j in range(len(offsets) - 1):
                     images.id.write_direct_chunk((start + j * rows, *([0] * len(shape))),
                                                  blob[offsets[j]:offsets[j + 1]].tobytes())
@@ -58,8 +65,10 @@ def merge(parts: Parts, source: dict, output: Path, provenance: Mapping[str, obj
             })
             for key, value in provenance.items():
                 dst.attrs[key] = value if isinstance(value, (int, float, np.ndarray)) else str(value)
-    except BaseException:
+    except BaseException as err:
         partial.unlink(missing_ok=True)
+        if out_of_space(err):
+            raise no_space(output, f"the refined store {output.name}", kept=kept, then=then) from None
         raise
     os.replace(partial, output)
     return output

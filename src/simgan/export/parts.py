@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from simgan.errors import ConfigError, DataError
+from simgan.reliability.disk import no_space, out_of_space, require_space
 
 MANIFEST = "manifest.json"
 _CHUNK = re.compile(r"^chunk-(\d{8})\.npz$")
@@ -100,11 +101,21 @@ class Parts:
 
     # ------------------------------------------------------------ chunk files
     def write(self, chunk: int, indices: np.ndarray, blob: np.ndarray, offsets: np.ndarray) -> Path:
+        """Writes chunk file ``k`` atomically; a full disk is one error (finished chunks are kept)."""
         target = self.path(chunk)
+        kept = f"{len(self.done())} finished chunk(s) are kept in {self.dir}"
+        then = "rerun with resume=true"
+        require_space(target, indices.nbytes + blob.nbytes + offsets.nbytes, f"chunk {chunk}", kept, then)
         tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
-        with open(tmp, "wb") as f:
-            np.savez(f, indices=indices, blob=blob, offsets=offsets)
-        os.replace(tmp, target)
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(f, indices=indices, blob=blob, offsets=offsets)
+            os.replace(tmp, target)
+        except BaseException as err:
+            tmp.unlink(missing_ok=True)
+            if out_of_space(err):
+                raise no_space(target, f"chunk {chunk}", kept=kept, then=then) from None
+            raise
         return target
 
     def read(self, chunk: int, rows: int) -> tuple[np.ndarray, np.ndarray]:

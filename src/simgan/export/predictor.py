@@ -9,6 +9,9 @@
   rounded and clipped to the dtype for integer stores, so the output has the input's
   dtype and value convention and every downstream reader treats both alike.
 
+A NaN/inf input pixel or refined value is a :class:`~simgan.errors.DataError` (clamping
+would hide it: a diverged refiner wrote an all-zero store with exit status 0).
+
 Moving uint8 in and out instead of float32 is 4x fewer bytes over PCIe.
 """
 
@@ -21,13 +24,17 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
+from simgan.errors import DataError
+
 _TORCH_OUT = {np.dtype(np.uint8): torch.uint8, np.dtype(np.uint16): torch.int32, np.dtype(np.float32): torch.float32}
 
 
 class RefinePredictor(LightningModule):
     def __init__(self, refiner: nn.Module, pixel_range: tuple[float, float], dtype: np.dtype,
-                 compile: bool = False, throttle_s: float = 0.0):
+                 compile: bool = False, throttle_s: float = 0.0, input_path: str = "the input",
+                 checkpoint_path: str = "the checkpoint"):
         super().__init__()
+        self.input_path, self.checkpoint_path = str(input_path), str(checkpoint_path)  # for error messages
         self.refiner = refiner
         lo, hi = (float(v) for v in pixel_range)
         self.lo, self.hi = lo, hi
@@ -58,7 +65,18 @@ class RefinePredictor(LightningModule):
         return self.quantize(self._refine(self.normalize(raw)))
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
-        out = {"image": self(batch["image"]), "chunk": batch["chunk"], "start": batch["start"], "stop": batch["stop"]}
+        raw = batch["image"]
+        where = f"samples {int(batch['start'])}..{int(batch['stop']) - 1} of {self.input_path}"
+        if raw.is_floating_point() and not bool(torch.isfinite(raw).all()):
+            raise DataError(f"{where}: NaN or inf pixels in the input store; it must hold finite values")
+        refined = self._refine(self.normalize(raw))
+        # One host sync per batch: a refiner that outputs NaN/inf would otherwise be written
+        # as clamped (or, for integer stores, arbitrary) pixels, silently.
+        if not bool(torch.isfinite(refined).all()):
+            raise DataError(f"{where}: the refiner of {self.checkpoint_path} outputs NaN/inf for them; nothing is "
+                            "written for these samples (use an earlier checkpoint, or trainer.precision=32-true)")
+        out = {"image": self.quantize(refined), "chunk": batch["chunk"], "start": batch["start"],
+               "stop": batch["stop"]}
         if self.throttle_s:
             time.sleep(self.throttle_s)
         return out

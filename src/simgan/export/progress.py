@@ -37,6 +37,13 @@ class ImagesProgress(Callback):
 
     def on_predict_end(self, trainer, pl_module) -> None:
         self.seconds = time.perf_counter() - self._started
+        self._close()
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        # ends the bar's line, so the error (or the stop message) printed next starts a line of its own
+        self._close()
+
+    def _close(self) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None

@@ -1,12 +1,13 @@
-"""The refine run, as a straight sequence (project issue 5; paper Sec. 1: "refine the
-synthetic images, keep their labels, train any model on them"):
+"""The refine run, as a straight sequence (paper Sec. 1: "refine the synthetic images,
+keep their labels, train any model on them"):
 
 check everything -> rank 0 prepares ``<output>.parts/`` -> ``trainer.predict`` (every
 rank refines its chunks and writes chunk files) -> barrier -> rank 0 merges them into
 ``<output>`` (atomic rename), writes ``<output>.png``, removes the parts, prints a summary.
 
-Kept out of ``src/refine.py`` so tests and the benchmark call the same function with a
-composed (or hand-made) config.
+SIGTERM / Ctrl-C stop it after the current chunk, keeping the finished ones, with the
+command that resumes (:mod:`simgan.export.stopping`). Kept out of ``src/refine.py`` so
+tests and the benchmark call the same function with a composed (or hand-made) config.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from simgan.export.data import RefineData
 from simgan.export.merge import merge
 from simgan.export.predictor import RefinePredictor
 from simgan.export.progress import ImagesProgress
+from simgan.export.stopping import StopAtChunkBoundary
 from simgan.export.writer import ChunkWriter
 
 log = logging.getLogger("simgan")
@@ -64,11 +66,14 @@ def refine(cfg: DictConfig) -> dict:
 
     datamodule = RefineData(str(job.input), job.parts, cfg.batch_size, cfg.get("num_workers"))
     predictor = RefinePredictor(job.refiner, job.source["pixel_range"], job.source["dtype"],
-                                compile=bool(cfg.get("compile")), throttle_s=float(cfg.get("throttle_s") or 0))
+                                compile=bool(cfg.get("compile")), throttle_s=float(cfg.get("throttle_s") or 0),
+                                input_path=str(job.input), checkpoint_path=job.checkpoint["path"])
     writer = ChunkWriter(job.parts, job.source["shape"], job.source["dtype"], job.rows,
                          threads=cfg.get("writer_threads"), level=job.level)
     progress = ImagesProgress(job.source["count"])
-    trainer = instantiate(cfg.trainer, callbacks=[writer, progress], logger=False, enable_progress_bar=False,
+    stopping = StopAtChunkBoundary(writer, job.parts)
+    trainer = instantiate(cfg.trainer, callbacks=[writer, progress, stopping], logger=False,
+                          enable_progress_bar=False,
                           enable_checkpointing=False, enable_model_summary=False, use_distributed_sampler=False)
     started = time.perf_counter()
     trainer.predict(predictor, datamodule=datamodule, return_predictions=False)

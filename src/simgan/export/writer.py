@@ -85,11 +85,20 @@ class ChunkWriter(BasePredictionWriter):
         self.parts.write(chunk, indices, np.frombuffer(b"".join(parts), dtype=np.uint8), offsets)
         self.written.append(chunk)
 
+    @property
+    def between_chunks(self) -> bool:
+        """No chunk is half-refined: stopping now loses no refined image."""
+        return self._chunk is None
+
+    def flush(self) -> None:
+        """Waits until every finished chunk is on disk; a failed write (disk full...) raises here."""
+        while self._pending:
+            self._pending.popleft().result()
+
     def on_predict_epoch_end(self, trainer, pl_module) -> None:
         if self._chunk is not None:
             raise RuntimeError(f"refine: the predict loop ended inside chunk {self._chunk}")
-        while self._pending:  # surfaces a failed write (disk full...) as an error here
-            self._pending.popleft().result()
+        self.flush()
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
         for pool in (self._encoders, self._saver):

@@ -4,14 +4,23 @@ SimGAN is judged by what refined images are for (Sec. 3.2, Tables 2 and 3): the 
 task network is trained (a) on raw synthetic images, (b) on refined synthetic images,
 and, as a reference, (c) on real labeled images, and each is tested on the same
 held-out *real* images. Refinement helps if (b) beats (a); (c) shows how much of the
-synthetic-to-real gap is left. Here the task is digit classification on the ``digits``
-benchmark (rendered digits vs real MNIST, see :mod:`simgan.data.mnist`), so the score is
-accuracy.
+synthetic-to-real gap is left.
 
-The task model is LeNet as in Caffe's MNIST example (conv5-20, pool, conv5-50, pool,
-fc-500, fc-K), trained from scratch with Adam, no augmentation, a fixed number of
-epochs, and no model selection on the test set: only the training data differ between
-(a), (b) and (c), so differences in accuracy come from the data.
+This module is the one home of the task models and their error measures:
+
+- ``classify`` (class ids, e.g. ``digit``): LeNet as in Caffe's MNIST example
+  (conv5-20, pool, conv5-50, pool, fc-500, fc-K); score = accuracy.
+- ``regress`` (label vectors, e.g. gaze or joints): :class:`Regressor`, a small CNN
+  (3 conv blocks, a 4 x 4 pooled map, fc-256, fc-D) trained on standardized targets so
+  one learning rate fits radians and pixels alike; score = an error, lower is better:
+  ``angle_deg`` (mean angle between the 3-D gaze vectors of predicted and true
+  [yaw, pitch] in radians: Table 2's gaze error), ``joint_px`` (mean Euclidean error
+  per joint, for ``J*2`` or ``J x 2`` / ``J x 3`` pixel labels: Table 3's hand-pose
+  distance), ``l2`` (mean Euclidean norm of the error vector, in label units).
+
+Both are trained from scratch with Adam, no augmentation, a fixed number of epochs and
+no model selection on the test set: only the training data differ between (a), (b)
+and (c), so differences in the score come from the data.
 """
 
 from __future__ import annotations
@@ -21,7 +30,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from simgan.metrics._common import check_images, fit_epochs, predict, seeded
+from simgan.errors import ConfigError
+from simgan.metrics._common import check_images, fit_epochs, predict, recalibrate_batchnorm, seeded
+from simgan.metrics.pupil import angle_deg
+
+TASKS = ("classify", "regress")
+# error measure -> unit it is reported in
+ERROR_UNITS = {"angle_deg": "deg", "joint_px": "px", "l2": "label units"}
 
 
 class LeNet(nn.Module):
@@ -40,6 +55,35 @@ class LeNet(nn.Module):
         return self.classifier(self.features(x))
 
 
+def _block(cin: int, cout: int, pool: bool) -> nn.Sequential:
+    layers = [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU()]
+    return nn.Sequential(*layers, nn.MaxPool2d(2)) if pool else nn.Sequential(*layers)
+
+
+class Regressor(nn.Module):
+    """``(N, C, H, W)`` in [-1, 1] -> ``(N, out_dim)`` in label units.
+
+    The 4 x 4 pooled map (not a global pool) keeps where things are, which gaze, pupil
+    and joint labels depend on, for any input size (36x60 eyes, 224x224 hands). The net
+    predicts standardized targets; the training labels' mean and std are buffers, so a
+    saved model still answers in label units.
+    """
+
+    def __init__(self, channels: int = 1, out_dim: int = 2, width: int = 32):
+        super().__init__()
+        w = width
+        self.features = nn.Sequential(_block(channels, w, True), _block(w, 2 * w, True), _block(2 * w, 2 * w, False),
+                                      nn.AdaptiveAvgPool2d((4, 4)))
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(2 * w * 16, 256), nn.ReLU(), nn.Linear(256, out_dim))
+        self.register_buffer("target_mean", torch.zeros(out_dim))
+        self.register_buffer("target_std", torch.ones(out_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x)) * self.target_std + self.target_mean
+
+
+# --- labels -----------------------------------------------------------------------------
+
 def _as_labels(labels, n: int, name: str) -> torch.Tensor:
     # Stores hand labels out as float32 tensors; class ids must be whole numbers.
     y = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels).reshape(-1)
@@ -54,6 +98,70 @@ def _as_labels(labels, n: int, name: str) -> torch.Tensor:
         raise ValueError(f"{name}: class labels must be >= 0, got {int(y.min())}")
     return y
 
+
+def _as_targets(labels, n: int, name: str) -> torch.Tensor:
+    """Any per-sample label shape -> float (N, D); the error measures reshape it back."""
+    y = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels).float()
+    if len(y) != n:
+        raise ValueError(f"{name}: {len(y)} labels for {n} images")
+    if not torch.isfinite(y).all():
+        raise ValueError(f"{name}: labels contain NaN or inf")
+    return y.reshape(n, -1)
+
+
+def resolve_task(task: str, labels) -> str:
+    """``classify`` / ``regress`` as given; ``auto``: classify integer-valued scalar labels."""
+    if task in TASKS:
+        return task
+    if task != "auto":
+        raise ConfigError(f"downstream.task must be one of {[*TASKS, 'auto']}, got {task!r}")
+    y = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels)
+    scalar = y.dim() == 1 or (y.dim() == 2 and y.shape[1] == 1)
+    whole = not y.is_floating_point() or bool(torch.equal(y, y.round()))
+    return "classify" if scalar and whole else "regress"
+
+
+def resolve_error(error: str, label_shape: tuple[int, ...], label_name: str = "") -> str:
+    """The regression error measure; ``auto``: gaze [yaw, pitch] -> angle_deg, J x 2/3 -> joint_px, else l2."""
+    if error in ERROR_UNITS:
+        return error
+    if error != "auto":
+        raise ConfigError(f"downstream.error must be one of {[*ERROR_UNITS, 'auto']}, got {error!r}")
+    if tuple(label_shape) == (2,) and "gaze" in label_name.lower():
+        return "angle_deg"
+    if len(label_shape) == 2 and label_shape[1] in (2, 3):
+        return "joint_px"
+    return "l2"
+
+
+# --- error measures (per sample; lower is better) ---------------------------------------
+
+def angle_error_deg(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """Angle (deg) between the 3-D gaze vectors of (N, 2) [yaw, pitch] radians."""
+    if pred.reshape(len(pred), -1).shape[1] != 2 or true.reshape(len(true), -1).shape[1] != 2:
+        raise ConfigError(f"downstream.error=angle_deg needs [yaw, pitch] labels (2 values), got "
+                          f"{tuple(true.shape[1:])}")
+    return angle_deg(pred.reshape(-1, 2), true.reshape(-1, 2))
+
+
+def joint_error_px(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """Mean Euclidean distance per joint: labels (N, J*2) [x, y pairs] or (N, J, 2) / (N, J, 3)."""
+    dims = true.shape[2] if true.dim() == 3 else 2
+    if true[0].numel() % dims:
+        raise ConfigError(f"downstream.error=joint_px needs J*2, J x 2 or J x 3 labels, got {tuple(true.shape[1:])}")
+    p, t = pred.reshape(len(pred), -1, dims), true.reshape(len(true), -1, dims)
+    return (p - t).norm(dim=2).mean(1)
+
+
+def l2_error(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """Euclidean norm of the error vector, per sample."""
+    return (pred.reshape(len(pred), -1) - true.reshape(len(true), -1)).norm(dim=1)
+
+
+ERRORS = {"angle_deg": angle_error_deg, "joint_px": joint_error_px, "l2": l2_error}
+
+
+# --- classification ---------------------------------------------------------------------
 
 def fit_classifier(images: torch.Tensor, labels, seed: int = 0, epochs: int = 10, num_classes: int | None = None,
                    batch_size: int = 64, lr: float = 1e-3, time_budget_s: float | None = 600.0,
@@ -80,19 +188,87 @@ def classifier_accuracy(model: nn.Module, images: torch.Tensor, labels) -> float
     return float((predict(model, images.float()).argmax(1) == y).float().mean())
 
 
-def downstream_accuracy(train_images: torch.Tensor, train_labels, test_images: torch.Tensor, test_labels,
-                        seed: int = 0, epochs: int = 10, **fit_kwargs) -> float:
-    """Accuracy on ``test_images`` (held-out real) of a LeNet trained on ``train_images``.
+# --- regression -------------------------------------------------------------------------
+
+def fit_regressor(images: torch.Tensor, labels, seed: int = 0, epochs: int = 10, batch_size: int = 64,
+                  lr: float = 1e-3, time_budget_s: float | None = 600.0, device: str | torch.device = "cpu",
+                  show_progress: bool = True, width: int = 32) -> Regressor:
+    """Trains a fresh :class:`Regressor` on ``images`` and label vectors (N, ...) by MSE on
+    standardized targets; returns it in eval mode, answering in label units."""
+    check_images(images, "regressor: train images")
+    images = images.detach().float()
+    y = _as_targets(labels, len(images), "regressor: train labels")
+    gen = torch.Generator().manual_seed(seed)
+    with seeded(seed):
+        model = Regressor(images.shape[1], y.shape[1], width).to(device)
+    mean, std = y.mean(0), y.std(0, unbiased=False).clamp_min(1e-6)
+    model.target_mean.copy_(mean)
+    model.target_std.copy_(std)
+    m, s = mean.to(device), std.to(device)
+    fit_epochs(model, images, y, lambda p, t: F.mse_loss((p - m) / s, (t - m) / s), epochs, batch_size, lr, gen,
+               time_budget_s, "downstream regressor", show_progress, device)
+    # BatchNorm's running averages lag the final weights and would bias the outputs.
+    recalibrate_batchnorm(model, images, 256)
+    return model.eval()
+
+
+def regression_error(model: nn.Module, images: torch.Tensor, labels, error: str = "l2") -> float:
+    """Mean of the ``error`` measure (``angle_deg``, ``joint_px``, ``l2``) of ``model`` on labeled images."""
+    check_images(images, "regressor: test images")
+    if error not in ERRORS:
+        raise ConfigError(f"downstream.error must be one of {list(ERRORS)}, got {error!r}")
+    true = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels).float()
+    _as_targets(true, len(images), "regressor: test labels")
+    return float(ERRORS[error](predict(model, images.float()), true).mean())
+
+
+# --- the protocol -----------------------------------------------------------------------
+
+def fit_task_model(task: str, images: torch.Tensor, labels, seed: int = 0, epochs: int = 10,
+                   num_classes: int | None = None, **fit_kwargs) -> nn.Module:
+    """A fresh task model for ``task`` (``classify`` / ``regress``) trained on (images, labels)."""
+    if task == "classify":
+        return fit_classifier(images, labels, seed=seed, epochs=epochs, num_classes=num_classes, **fit_kwargs)
+    if task == "regress":
+        return fit_regressor(images, labels, seed=seed, epochs=epochs, **fit_kwargs)
+    raise ConfigError(f"downstream.task must be one of {list(TASKS)}, got {task!r}")
+
+
+def task_score(task: str, model: nn.Module, images: torch.Tensor, labels, error: str = "l2") -> float:
+    """Accuracy (``classify``, higher is better) or mean ``error`` (``regress``, lower is better)."""
+    if task == "classify":
+        return classifier_accuracy(model, images, labels)
+    return regression_error(model, images, labels, error)
+
+
+def num_classes_of(*label_sets) -> int:
+    """One class count for every model of a comparison: the largest class id seen, plus one."""
+    return int(max(int(_as_labels(y, len(y), "downstream: labels").max()) for y in label_sets)) + 1
+
+
+def downstream_score(train_images: torch.Tensor, train_labels, test_images: torch.Tensor, test_labels,
+                     task: str = "classify", error: str = "l2", seed: int = 0, epochs: int = 10,
+                     **fit_kwargs) -> float:
+    """Score on ``test_images`` (held-out real) of a task model trained on ``train_images``.
 
     Call it three times with the same test set and seed: raw synthetic, refined
     synthetic, real labeled training images (paper Sec. 3.2 protocol). ``fit_kwargs`` go
-    to :func:`fit_classifier` (``batch_size``, ``lr``, ``time_budget_s``, ``device``...).
+    to :func:`fit_classifier` / :func:`fit_regressor` (``batch_size``, ``lr``,
+    ``time_budget_s``, ``device``...; ``num_classes`` for ``classify``).
     """
     if train_images.shape[1:] != test_images.shape[1:]:
         raise ValueError(f"downstream: train images {tuple(train_images.shape[1:])} and test images "
                          f"{tuple(test_images.shape[1:])} differ in shape")
-    y_test = _as_labels(test_labels, len(test_images), "downstream: test labels")
-    y_train = _as_labels(train_labels, len(train_images), "downstream: train labels")
-    k = fit_kwargs.pop("num_classes", None) or int(max(y_train.max(), y_test.max())) + 1
-    model = fit_classifier(train_images, y_train, seed=seed, epochs=epochs, num_classes=k, **fit_kwargs)
-    return classifier_accuracy(model, test_images, y_test)
+    if task == "classify":
+        fit_kwargs["num_classes"] = fit_kwargs.get("num_classes") or num_classes_of(train_labels, test_labels)
+    else:
+        fit_kwargs.pop("num_classes", None)
+    model = fit_task_model(task, train_images, train_labels, seed=seed, epochs=epochs, **fit_kwargs)
+    return task_score(task, model, test_images, test_labels, error)
+
+
+def downstream_accuracy(train_images: torch.Tensor, train_labels, test_images: torch.Tensor, test_labels,
+                        seed: int = 0, epochs: int = 10, **fit_kwargs) -> float:
+    """:func:`downstream_score` for class labels: the accuracy of a LeNet."""
+    return downstream_score(train_images, train_labels, test_images, test_labels, "classify", seed=seed,
+                            epochs=epochs, **fit_kwargs)

@@ -2,12 +2,16 @@
 
 Every checkpoint Lightning writes (ModelCheckpoint's, the clean-shutdown one, SLURM's
 ``hpc_ckpt``) goes through the Trainer's CheckpointIO; ``simgan.training`` installs this
-one. For a local path it writes ``.<name>.<pid>.partial`` next to the target, fsyncs
-it, and ``os.replace``s it onto the target: a process killed mid-write (preemption, OOM
-killer, a second Ctrl-C) leaves the previous ``last.ckpt`` intact and loadable, never a
-truncated one; the next write of that checkpoint deletes the killed writer's partial file. (Lightning's default stages the file in the system temp dir and moves
-it, which is a non-atomic copy when that dir is on another filesystem, and does not
-fsync.) Remote paths (``s3://``...) keep Lightning's behaviour.
+one. For a local path it writes ``.<name>.<pid>.partial`` next to the target
+(:mod:`simgan.reliability.partials`), fsyncs it, and ``os.replace``s it onto the target:
+a process killed mid-write (preemption, OOM killer, a second Ctrl-C) leaves the previous
+``last.ckpt`` intact and loadable, never a truncated one; the next write of that
+checkpoint deletes the killed writer's partial file (and a resumed run, writing into a
+new run dir, deletes those of the run it resumes: :mod:`simgan.reliability.resume`). A
+full disk is one error naming the checkpoint (:mod:`simgan.reliability.disk`), the
+previous file kept. (Lightning's default stages the file in the system temp dir and
+moves it, which is a non-atomic copy when that dir is on another filesystem, and does
+not fsync.) Remote paths (``s3://``...) keep Lightning's behaviour.
 
 Before writing, every floating tensor of the weights, buffers (the history buffer) and
 optimizer states is checked: a non-finite one raises :class:`NonFiniteError` instead,
@@ -32,6 +36,8 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from omegaconf import DictConfig, ListConfig
 
+from simgan.reliability import partials
+from simgan.reliability.disk import no_space, out_of_space, require_space, short_torch_write
 from simgan.reliability.errors import NonFiniteError
 from simgan.reliability.finite import nonfinite_in_checkpoint
 from simgan.schedule import PhaseSchedule
@@ -62,10 +68,17 @@ def trainer_plugins(trainer_cfg: DictConfig) -> list:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to ``path`` via a fsynced temp file in the same dir and ``os.replace``."""
+    """``torch.save`` to ``path`` via a fsynced temp file in the same dir and ``os.replace``.
+
+    The temp file is :func:`simgan.reliability.partials.partial_path`'s; killed writers'
+    ones are deleted first. A full disk (checked first, or met during the write) is a
+    :class:`DataError` naming ``path``; the previous file stays.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_orphaned_partials(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partials.remove_orphans(path)
+    kept = "the previous checkpoint is kept" if path.exists() else ""
+    require_space(path, _tensor_bytes(obj), "a checkpoint", kept)
+    tmp = partials.partial_path(path)
     pause = float(os.environ.get(PAUSE_ENV, 0) or 0) if path.exists() else 0.0
     try:
         with open(tmp, "wb") as f:
@@ -73,34 +86,23 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
+        if isinstance(err, (OSError, RuntimeError)) and (out_of_space(err) or short_torch_write(err)):
+            raise no_space(path, "a checkpoint", kept=kept) from None
         raise
     _fsync_dir(path.parent)
 
 
-def _remove_orphaned_partials(path: Path) -> None:
-    """Deletes ``.<name>.<pid>.partial`` files of ``path`` left by writers that were killed.
-
-    A writer killed mid-write (SIGKILL, OOM) cannot clean up: its partial file, as large
-    as a checkpoint, would stay hidden in the run dir for good. Only files whose pid is
-    no longer a running process go: a live writer (another run sharing the dir) keeps its own.
-    """
-    prefix, suffix = f".{path.name}.", ".partial"
-    for candidate in path.parent.glob(f"{prefix}*{suffix}"):
-        pid = candidate.name[len(prefix):-len(suffix)]
-        if pid.isdigit() and int(pid) != os.getpid() and not _process_exists(int(pid)):
-            candidate.unlink(missing_ok=True)
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
+def _tensor_bytes(obj: Any) -> int:
+    """What the tensors of ``obj`` take (a checkpoint's size, give or take the pickled rest)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.nelement() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in obj)
+    return 0
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -1,4 +1,4 @@
-"""The two ways a training run stops before its last step, as exceptions the entry script handles."""
+"""The two ways a run stops before its end (diverged, interrupted), as exceptions the entry script handles."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ class NonFiniteError(SimganError):
     """
 
 
-class TrainingInterrupted(Exception):
-    """A signal stopped training cleanly after saving a checkpoint.
+class Interrupted(Exception):
+    """A signal stopped a run (training, refine, a conversion) cleanly at a safe point.
 
-    The entry script prints :attr:`message` (how to resume) and exits with
+    The entry script prints :attr:`message` (what was kept, how to go on) and exits with
     ``128 + signum``, the shell's convention for "ended by that signal".
     """
 
@@ -34,3 +34,7 @@ class TrainingInterrupted(Exception):
     @property
     def signal_name(self) -> str:
         return signal.Signals(self.signum).name
+
+
+class TrainingInterrupted(Interrupted):
+    """A signal stopped training cleanly after saving a checkpoint."""

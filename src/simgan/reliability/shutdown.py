@@ -19,11 +19,16 @@ So while training runs, this callback replaces the handlers of
 Under DDP the ranks agree at every step (one small all-reduce) on whether any of them
 got a signal, so they all save (a collective) and stop at the same step. The previous
 handlers are put back when training ends, fails or is torn down.
+
+Work outside the training loop (a dataset conversion, a refine run) uses
+:class:`~simgan.reliability.signals.StopSignals` the same way: the handler only records the signal (Python would
+otherwise raise KeyboardInterrupt wherever it is, e.g. inside a weakref callback of
+h5py, where it is printed and swallowed), and the work loop calls
+:meth:`StopSignals.raise_if_stopped` where stopping leaves nothing half-done.
 """
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from pathlib import Path
@@ -32,7 +37,7 @@ from typing import Any, Callable
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+from simgan.reliability.signals import STOP_SIGNALS, say as _say
 
 
 class GracefulShutdown(Callback):
@@ -128,11 +133,3 @@ def _requeue_signals(trainer: Trainer) -> list[int]:
     if getattr(env, "auto_requeue", False) and getattr(env, "requeue_signal", None) is not None:
         return [env.requeue_signal]
     return []
-
-
-def _say(text: str) -> None:
-    # os.write, not print: a handler may run while the main thread is inside print()
-    try:
-        os.write(2, text.encode())
-    except OSError:
-        pass

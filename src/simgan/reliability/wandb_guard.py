@@ -7,9 +7,14 @@ checks, in a few seconds at most:
 
 1. an API key exists (``WANDB_API_KEY`` or a ``~/.netrc`` entry for the server, as
    ``wandb login`` writes it), else no login prompt: offline;
-2. the server answers HTTP within ``timeout`` seconds (the URL is ``WANDB_BASE_URL``
-   or the one wandb's settings name; any HTTP status counts as an answer; refused,
-   DNS failure, TLS failure or timeout do not), else offline.
+2. the server's GraphQL endpoint (``<url>/graphql``, where every wandb client talks;
+   the URL is ``WANDB_BASE_URL`` or the one wandb's settings name) answers a trivial
+   query within ``timeout`` seconds, else offline. Refused, DNS failure, TLS failure
+   and timeout do not count as an answer, and neither does HTTP 404 (something answers,
+   but it has no W&B API there: a wrong URL, a proxy's error page; wandb would fail the
+   run with ``CommError`` after retries). Any other status (200, 401 for a bad key,
+   400/405 from a GraphQL gateway, a 5xx of a server that is there but failing now,
+   which wandb retries) counts as an answer.
 
 Offline runs are written under the run dir's ``wandb/`` and can be uploaded later with
 ``wandb sync``. ``WANDB_MODE=offline`` or ``disabled`` in the environment skips the check.
@@ -52,24 +57,35 @@ def has_api_key(url: str) -> bool:
         return False
 
 
-def reachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
-    """Whether ``url`` answers HTTP within ``timeout`` s (bounded even when DNS hangs)."""
-    answer: list[bool] = []
+def probe(url: str, timeout: float = PROBE_TIMEOUT_S) -> int | None:
+    """The HTTP status ``<url>/graphql`` answers a trivial query with, or None for no answer in ``timeout`` s.
 
-    def probe() -> None:
+    Bounded even when DNS hangs.
+    """
+    answer: list[int | None] = []
+    request = urllib.request.Request(url.rstrip("/") + "/graphql", data=b'{"query": "{ __typename }"}',
+                                     headers={"Content-Type": "application/json"}, method="POST")
+
+    def ask() -> None:
         try:
-            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
-            answer.append(True)
-        except urllib.error.HTTPError:
-            answer.append(True)  # the server answered, if only with an error status
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                answer.append(int(response.status))
+        except urllib.error.HTTPError as err:
+            answer.append(int(err.code))
         except Exception:
-            answer.append(False)
+            answer.append(None)
 
     # A daemon thread: name resolution ignores the socket timeout and may hang far longer.
-    thread = threading.Thread(target=probe, name="simgan-wandb-probe", daemon=True)
+    thread = threading.Thread(target=ask, name="simgan-wandb-probe", daemon=True)
     thread.start()
     thread.join(timeout + 0.5)
-    return bool(answer and answer[0])
+    return answer[0] if answer else None
+
+
+def reachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
+    """Whether a W&B server answers at ``url`` (see the module docstring for what counts)."""
+    status = probe(url, timeout)
+    return status is not None and status != 404
 
 
 def why_unusable(timeout: float = PROBE_TIMEOUT_S) -> str | None:
@@ -77,8 +93,11 @@ def why_unusable(timeout: float = PROBE_TIMEOUT_S) -> str | None:
     url = base_url()
     if not has_api_key(url):
         return f"no W&B API key for {url} (set WANDB_API_KEY or run `wandb login`)"
-    if not reachable(url, timeout):
+    status = probe(url, timeout)
+    if status is None:
         return f"W&B server {url} not reachable within {timeout:g} s"
+    if status == 404:
+        return f"W&B server {url} answers HTTP 404 at /graphql: no W&B API there (wrong WANDB_BASE_URL?)"
     return None
 
 

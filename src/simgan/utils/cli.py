@@ -3,19 +3,25 @@
 A :class:`~simgan.errors.SimganError` (bad setting, bad file, a diverged run) is printed
 as one line, ``error: <message>``, and the process exits with status 2, even when
 Hydra's ``instantiate`` has wrapped it in its own exception. A run stopped cleanly by a
-signal (:class:`~simgan.reliability.errors.TrainingInterrupted`) prints how to resume
+signal (:class:`~simgan.reliability.errors.Interrupted`) prints how to resume
 and exits with ``128 + signum`` (143 for SIGTERM, 130 for SIGINT). Whatever happens, an
 open W&B run is finished, so multirun jobs never merge into one run (DESIGN.md pitfalls).
+
+An error raised in a DataLoader worker reaches the main process re-raised with the
+worker's traceback inside its message; only its last line (the error itself) is shown.
+A process whose HDF5 write ran out of space must not run the interpreter's teardown
+(HDF5 would segfault closing the broken file): it ends with ``os._exit``.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from typing import Callable
 
 from simgan.errors import SimganError
-from simgan.reliability.errors import TrainingInterrupted
+from simgan.reliability.errors import Interrupted
 
 
 def user_error(err: BaseException) -> SimganError | None:
@@ -27,6 +33,25 @@ def user_error(err: BaseException) -> SimganError | None:
         seen.add(id(err))
         err = err.__cause__ or err.__context__
     return None
+
+
+def one_line(err: BaseException) -> str:
+    """The error's message on one line (a worker's re-raised traceback cut to its last line)."""
+    text = str(err)
+    if "Original Traceback" in text:
+        last = [line for line in text.strip().splitlines() if line.strip()][-1]
+        name, sep, rest = last.partition(": ")
+        text = rest if sep and name.rsplit(".", 1)[-1] == type(err).__name__ else last
+    return " ".join(text.split())
+
+
+def exit_now_if_hdf5_is_broken(code: int) -> None:
+    """``os._exit(code)`` when a store write hit a full disk inside HDF5 (see module docstring)."""
+    hdf5 = sys.modules.get("simgan.reliability.hdf5_full")  # not imported: no store was written
+    if hdf5 is not None and hdf5.abandoned_writes():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def finish_wandb() -> None:
@@ -42,7 +67,7 @@ def task_wrapper(task: Callable) -> Callable:
     def wrapped(*args, **kwargs):
         try:
             return task(*args, **kwargs)
-        except TrainingInterrupted as stop:
+        except Interrupted as stop:
             if stop.message:
                 print(stop.message, file=sys.stderr, flush=True)
             sys.exit(stop.exit_code)
@@ -50,7 +75,10 @@ def task_wrapper(task: Callable) -> Callable:
             cause = user_error(err)
             if cause is None:
                 raise
-            print(f"error: {cause}", file=sys.stderr, flush=True)
+            print(f"error: {one_line(cause)}", file=sys.stderr, flush=True)
+            if "simgan.reliability.hdf5_full" in sys.modules:  # os._exit skips the finally below
+                finish_wandb()
+                exit_now_if_hdf5_is_broken(2)
             sys.exit(2)
         finally:
             finish_wandb()

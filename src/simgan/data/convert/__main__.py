@@ -10,7 +10,8 @@
     python -m simgan.data.convert npz arrays.npz data/stores/arrays.h5 [--pixel-range 0,1]
 
 Bad input ends with ``error: <what is wrong, naming the file>`` on stderr and exit
-status 2, and nothing is left at DST.
+status 2, and nothing is left at DST. SIGINT (Ctrl-C) or SIGTERM stops the conversion
+after the current batch, removes the partial file and exits with 130 / 143.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ import sys
 from simgan.data.convert import FORMATS
 from simgan.data.convert._common import parse_size
 from simgan.errors import SimganError
+from simgan.reliability.errors import Interrupted
+from simgan.reliability.signals import StopSignals
+from simgan.utils.cli import exit_now_if_hdf5_is_broken, one_line
 
 _COMMON = ("format", "src", "dst", "size", "overwrite", "limit")
 
@@ -60,11 +64,19 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     options = {k: v for k, v in vars(args).items() if k not in _COMMON}
     try:
-        meta = FORMATS[args.format].convert(args.src, args.dst, size=args.size, overwrite=args.overwrite,
-                                           limit=args.limit, **options)
+        with StopSignals():
+            meta = FORMATS[args.format].convert(args.src, args.dst, size=args.size, overwrite=args.overwrite,
+                                               limit=args.limit, **options)
     except SimganError as err:
-        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr, flush=True)
+        exit_now_if_hdf5_is_broken(2)
         return 2
+    except Interrupted as stop:
+        print(stop.message, file=sys.stderr, flush=True)
+        return stop.exit_code
+    except KeyboardInterrupt:  # a second Ctrl-C: the writer has removed its partial file
+        print(f"Conversion aborted; nothing was written at {args.dst}.", file=sys.stderr, flush=True)
+        return 130
     labels = ", ".join(f"{k} {list(v)}" for k, v in meta["labels"].items()) or "none"
     print(f"wrote {meta['path']}: {meta['count']} images {'x'.join(map(str, meta['shape']))} {meta['dtype']}, "
           f"pixel_range {list(meta['pixel_range'])}, labels: {labels}")

@@ -5,6 +5,8 @@ A converter is a generator of ``(images N x C x H x W, {label: N x ...})`` batch
 first batch (its shapes and dtypes come from the data) and so never holds more than
 one batch in memory. Any :class:`DataError` raised while reading the source aborts the
 write, and the writer removes its ``.partial`` file: nothing is left at the destination.
+SIGINT / SIGTERM (recorded by :class:`~simgan.reliability.signals.StopSignals`, which
+``__main__`` holds) stop the write after the current batch, the same way.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 
 from simgan.data.store import StoreWriter, check_store
 from simgan.errors import DataError
+from simgan.reliability.signals import StopSignals
 
 CONVERTER_VERSION = "1"
 Batch = tuple[np.ndarray, Mapping[str, np.ndarray]]
@@ -50,15 +53,24 @@ def require_file(path: str | Path, what: str) -> Path:
 
 def refuse_existing(dst: str | Path, overwrite: bool) -> None:
     """Fail before reading any source if the destination exists (and --overwrite is off)."""
+    if Path(dst).is_dir():
+        never = " (--overwrite never replaces a directory)" if overwrite else ""
+        raise DataError(f"{dst}: destination is a directory; give the store a file name "
+                        f"(e.g. {Path(dst) / 'store.h5'}){never}")
     if Path(dst).exists() and not overwrite:
         raise DataError(f"{dst}: destination already exists (pass --overwrite to replace it)")
 
 
-def check_finite(values: np.ndarray, where: str, what: str) -> np.ndarray:
+def check_finite(values: np.ndarray, where: str, what: str, start: int = 0) -> np.ndarray:
+    """``values`` unchanged, or a DataError naming the first row with NaN/inf.
+
+    ``start``: the index of ``values[0]`` in the whole source, so a batch's error names
+    the source's row, not the batch's.
+    """
     values = np.asarray(values)
     if values.dtype.kind in "fc" and not np.isfinite(values).all():
         bad = int(np.argwhere(~np.isfinite(values).reshape(len(values), -1).all(1))[0, 0]) if values.ndim else 0
-        raise DataError(f"{where}: {what} contains NaN or inf (first at row {bad})")
+        raise DataError(f"{where}: {what} contains NaN or inf (first at row {start + bad})")
     return values
 
 
@@ -161,8 +173,19 @@ def write_batches(dst: str | Path, batches: Iterable[Batch], *, source_format: s
         raise DataError(f"{source_path}: no images found")
     images, labels = first
     specs = {name: (np.asarray(v).shape[1:], np.asarray(v).dtype) for name, v in labels.items()}
+    stop = StopSignals.active()
     with StoreWriter(dst, images.shape[1:], images.dtype, specs, provenance, pixel_range, overwrite) as writer:
         writer.append(images, labels)
         for images, labels in stream:
+            _stop_here(stop, writer, dst)
             writer.append(images, labels)
+        _stop_here(stop, writer, dst)
     return check_store(dst)
+
+
+def _stop_here(stop: StopSignals | None, writer: StoreWriter, dst: str | Path) -> None:
+    """Ends the conversion between two batches when a signal came (the writer then removes its file)."""
+    if stop is not None:
+        stop.raise_if_stopped(lambda name: f"Conversion stopped by {name} after {writer.count} images; nothing was "
+                                           f"written at {dst} (its partial file was removed). Run the same command "
+                                           "again to convert.")

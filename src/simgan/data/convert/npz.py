@@ -82,7 +82,7 @@ def _image_dtype(batch: np.ndarray, where: Path, start: int) -> np.ndarray:
     if batch.dtype in (np.uint8, np.uint16):
         return batch
     if batch.dtype.kind == "f":
-        return check_finite(batch, f"{where}: images rows {start}..", "image data").astype(np.float32)
+        return check_finite(batch, str(where), "image data", start).astype(np.float32)
     if batch.dtype.kind in "iub":
         if batch.size and (batch.min() < 0 or batch.max() > 255):
             raise DataError(f"{where}: integer images of type {batch.dtype} must be within 0..255 "
@@ -97,7 +97,7 @@ def _batches(src: Path, images: _Member, labels: dict[str, _Member], size) -> It
     for batch in images.rows(BATCH):
         out = {}
         for name, stream in streams.items():
-            values = check_finite(next(stream), f"{src}: label '{name}' rows {start}..", f"label '{name}'")
+            values = check_finite(next(stream), str(src), f"label '{name}'", start)
             out[name] = values.astype(np.float32) if values.dtype.kind == "f" else values.copy()
         batch = _image_dtype(_to_nchw(batch, images.shape, src), src, start)
         yield resize(np.ascontiguousarray(batch), size), out
