@@ -4,7 +4,8 @@ Each variant is a list of Hydra overrides on top of a base recipe; each (variant
 one real ``src/train.py`` run followed by one ``src/evaluate.py`` run on its last
 checkpoint, with the project's held-out evaluation (C2ST and KID against held-out real
 images, label preservation, border step). Runs go to ``logs/ablation/<name>/s<seed>/``;
-a pair whose ``eval/metrics.json`` exists is not run again, so the script resumes. Runs
+a finished training (its time in ``times.json``) or evaluation (``eval/metrics.json``) is
+not run again, so the script resumes, and deleting ``eval/`` re-evaluates a run. Runs
 are sequential on purpose: two trainings sharing a small machine slow each other and
 make every time in the table wrong.
 
@@ -84,7 +85,7 @@ def ensure_renderer_v1_store() -> None:
 COLUMNS = [
     ("c2st_refined_acc", "C2ST refined", "{:.3f}"), ("c2st_synthetic_acc", "C2ST raw", "{:.3f}"),
     ("kid_ratio", "KID refined / raw", "{:.2f}"), ("pupil_shift_px_at_55_mean", "pupil shift px@55", "{:.2f}"),
-    ("gaze_drift_deg_mean", "gaze drift deg", "{:.2f}"), ("border_step_refined", "border step", "{:.1f}"),
+    ("gaze_drift_deg_mean", "gaze drift deg", "{:.2f}"), ("border_step_signed_refined", "border step", "{:+.1f}"),
     ("train_s", "train s", "{:.0f}"), ("eval_s", "eval s", "{:.0f}"),
 ]
 
@@ -104,15 +105,18 @@ def train_and_evaluate(name: str, overrides: list[str], seed: int, out: Path, ev
     run_dir = out / name / f"s{seed}"
     metrics_path = run_dir / "eval" / "metrics.json"
     times_path = run_dir / "times.json"
+    times = json.loads(times_path.read_text()) if times_path.is_file() else {}
+    if "train_s" not in times:  # a finished training records its time; a killed one is run again
+        times["train_s"] = run([sys.executable, "src/train.py", *overrides, f"seed={seed}", "logger=csv",
+                                "task_name=ablation", f"hydra.run.dir={run_dir}"], run_dir / "train.out")
+        times_path.write_text(json.dumps(times))
     if not metrics_path.is_file():
-        train_s = run([sys.executable, "src/train.py", *overrides, f"seed={seed}", "logger=csv", "task_name=ablation",
-                       f"hydra.run.dir={run_dir}"], run_dir / "train.out")
-        eval_s = run([sys.executable, "src/evaluate.py", f"ckpt_path={run_dir}/checkpoints/last.ckpt",
-                      f"seed={seed}", f"hydra.run.dir={run_dir}/eval", "show_progress=false", *eval_overrides],
-                     run_dir / "eval.out")
-        times_path.write_text(json.dumps({"train_s": train_s, "eval_s": eval_s}))
+        times["eval_s"] = run([sys.executable, "src/evaluate.py", f"ckpt_path={run_dir}/checkpoints/last.ckpt",
+                               f"seed={seed}", f"hydra.run.dir={run_dir}/eval", "show_progress=false",
+                               *eval_overrides], run_dir / "eval.out")
+        times_path.write_text(json.dumps(times))
     summary = json.loads(metrics_path.read_text())["summary"]
-    summary.update(json.loads(times_path.read_text()) if times_path.is_file() else {})
+    summary.update(times)
     if summary.get("kid_synthetic"):
         summary["kid_ratio"] = summary["kid_refined"] / summary["kid_synthetic"]
     return summary
@@ -132,9 +136,10 @@ def table(results: dict[str, list[dict]]) -> str:
     for name, runs in results.items():
         cells = [_cell([r[key] for r in runs if key in r], fmt) for key, _, fmt in COLUMNS]
         rows.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
-    real = [r["border_step_real"] for runs in results.values() for r in runs if "border_step_real" in r]
+    real = [r["border_step_signed_real"] for runs in results.values() for r in runs if "border_step_signed_real" in r]
     if real:
-        rows.append(f"\nBorder step of the held-out real eyes: {statistics.mean(real):.1f} grey levels.")
+        rows.append(f"\nBorder step (signed, outer pixel ring minus the next, grey levels) of the held-out real "
+                    f"eyes: {statistics.mean(real):+.1f}.")
     return "\n".join(rows)
 
 

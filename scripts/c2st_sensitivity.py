@@ -60,6 +60,9 @@ def main() -> None:
         "noise sd 6 grey levels": lambda x: (x + 6 * grey * torch.randn_like(x)).clamp(-1, 1),
         "brightness +8 grey levels": lambda x: (x + 8 * grey).clamp(-1, 1),
         "quantised to 32 levels": lambda x: ((x + 1) * 15.5).round() / 15.5 - 1,
+        # moves the crop's own 8x8 JPEG block grid off the image origin; content is unchanged
+        "shifted 4 px right (edge continued)": lambda x: torch.cat([x[..., :1].expand(-1, -1, -1, 4), x[..., :-4]], -1),
+        "mirrored left-right": lambda x: x.flip(-1),
     }
     print("| b = held-out real eyes, changed by | C2ST accuracy | AUC |\n| --- | --- | --- |")
     for name, change in changes.items():

@@ -20,18 +20,14 @@ os.environ.setdefault("SIMGAN_ROOT", str(Path(__file__).resolve().parents[1]))
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from simgan.evaluation.run import evaluate  # noqa: E402
+from simgan.cli_entry import evaluate_task  # noqa: E402  (the body `simgan-evaluate` runs too)
 from simgan.utils.cli import task_wrapper  # noqa: E402
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 @task_wrapper
 def main(cfg: DictConfig) -> None:
-    results = evaluate(cfg)
-    out = Path(cfg.paths.output_dir)
-    shown = {k: round(v, 4) for k, v in results["summary"].items() if not k.endswith("_std")}
-    print(f"\nEvaluation written to {out}/ (metrics.json, report.md, "
-          f"{', '.join(results['meta']['figures'].values())})\n  {shown}", flush=True)
+    evaluate_task(cfg)
 
 
 if __name__ == "__main__":

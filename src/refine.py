@@ -24,14 +24,14 @@ os.environ.setdefault("SIMGAN_ROOT", str(Path(__file__).resolve().parents[1]))
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from simgan.export.refine import refine  # noqa: E402
+from simgan.cli_entry import refine_task  # noqa: E402  (the body `simgan-refine` runs too)
 from simgan.utils.cli import task_wrapper  # noqa: E402
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="refine")
 @task_wrapper
 def main(cfg: DictConfig) -> None:
-    refine(cfg)
+    refine_task(cfg)
 
 
 if __name__ == "__main__":

@@ -26,17 +26,14 @@ os.environ.setdefault("SIMGAN_ROOT", str(Path(__file__).resolve().parents[1]))
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from simgan.training import train  # noqa: E402
+from simgan.cli_entry import train_task  # noqa: E402  (the body `simgan-train` runs too)
 from simgan.utils.cli import task_wrapper  # noqa: E402
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 @task_wrapper
 def main(cfg: DictConfig) -> float | None:
-    metrics = train(cfg)
-    # Hydra sweepers (Optuna) minimize/maximize what main returns.
-    value = metrics.get(cfg.get("optimized_metric") or "")
-    return float(value) if value is not None else None
+    return train_task(cfg)
 
 
 if __name__ == "__main__":

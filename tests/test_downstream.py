@@ -63,7 +63,9 @@ def test_auto_task_and_error():
     assert resolve_task("auto", torch.tensor([0.0, 3.0, 9.0])) == "classify"  # stores give float32
     assert resolve_task("auto", torch.tensor([0.5, 3.0])) == "regress"
     assert resolve_task("auto", torch.zeros(4, 2)) == "regress"
-    assert resolve_task("classify", torch.zeros(4, 2)) == "classify"
+    assert resolve_task("regress", torch.tensor([0, 3, 9])) == "regress"
+    with pytest.raises(ConfigError, match="downstream.task=classify"):
+        resolve_task("classify", torch.zeros(4, 2))
     assert resolve_error("auto", (2,), "gaze") == "angle_deg"
     assert resolve_error("auto", (21, 3), "joints") == "joint_px"
     assert resolve_error("auto", (2,), "pupil") == "l2"

@@ -94,12 +94,13 @@ def plot_downstream(summary: dict, path: Path) -> Path:
     ax.bar([labels[n] for n in names], score, color=[COLOURS[n] for n in names])
     top = max(score) if score else 1.0
     for i, v in enumerate(score):
-        ax.text(i, v + 0.01 * (top if regress else 1.0), f"{v:.3f}", ha="center", va="bottom", fontsize=9)
+        ax.text(i, v + 0.01 * (top if regress else 1.0), f"{v:.2f}" if regress else f"{v:.3f}", ha="center",
+                va="bottom", fontsize=9)
     n_test = summary.get("n_test", "?")
     if regress:
         ax.set_ylim(0, 1.12 * top if top > 0 else 1.0)
-        ax.set_ylabel(f"{summary.get('error_measure', 'error')}, {summary.get('error_unit', '')}, "
-                      f"on {n_test} real images")
+        ax.set_ylabel(f"{summary.get('error_measure', '')} error ({summary.get('error_unit', '')}) "
+                      f"on {n_test} held-out real")
         ax.set_title("downstream: train on X, test on real (lower = better)", fontsize=10)
     else:
         ax.set_ylim(0, 1.08)

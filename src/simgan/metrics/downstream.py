@@ -111,13 +111,16 @@ def _as_targets(labels, n: int, name: str) -> torch.Tensor:
 
 def resolve_task(task: str, labels) -> str:
     """``classify`` / ``regress`` as given; ``auto``: classify integer-valued scalar labels."""
-    if task in TASKS:
-        return task
-    if task != "auto":
+    if task not in (*TASKS, "auto"):
         raise ConfigError(f"downstream.task must be one of {[*TASKS, 'auto']}, got {task!r}")
     y = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels)
     scalar = y.dim() == 1 or (y.dim() == 2 and y.shape[1] == 1)
     whole = not y.is_floating_point() or bool(torch.equal(y, y.round()))
+    if task == "classify" and not (scalar and whole):
+        raise ConfigError(f"downstream.task=classify needs one whole-number class id per image; the label has "
+                          f"shape {tuple(y.shape[1:])}: use downstream.task=regress (or auto)")
+    if task != "auto":
+        return task
     return "classify" if scalar and whole else "regress"
 
 

@@ -37,7 +37,7 @@ from typing import Any, Callable
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from simgan.reliability.signals import STOP_SIGNALS, say as _say
+from simgan.reliability.signals import STOP_SIGNALS, restore_handlers, say as _say
 
 
 class GracefulShutdown(Callback):
@@ -65,11 +65,7 @@ class GracefulShutdown(Callback):
         signal.signal(signum, handler)
 
     def _restore(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-        self._previous.clear()
+        restore_handlers(self._previous)
 
     def _on_stop_signal(self, signum: int, frame: Any) -> None:
         name = signal.Signals(signum).name

@@ -24,6 +24,18 @@ from simgan.reliability.errors import Interrupted
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
+def restore_handlers(previous: dict[int, Any]) -> None:
+    """Puts back the handlers in ``previous`` (signum -> handler as installed before), then empties it.
+
+    Only the main thread may set handlers; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum, handler in previous.items():
+        signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+    previous.clear()
+
+
 class StopSignals:
     """SIGTERM / SIGINT recorded while a block runs, acted on where the work loop asks.
 
@@ -58,11 +70,7 @@ class StopSignals:
         self.restore()
 
     def restore(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-        self._previous.clear()
+        restore_handlers(self._previous)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         name = signal.Signals(signum).name
