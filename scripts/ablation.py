@@ -101,11 +101,16 @@ def run(cmd: list[str], log: Path) -> float:
     return time.monotonic() - start
 
 
-def train_and_evaluate(name: str, overrides: list[str], seed: int, out: Path, eval_overrides: list[str]) -> dict:
+def train_and_evaluate(name: str, overrides: list[str], seed: int, out: Path, eval_overrides: list[str],
+                       read_only: bool = False) -> dict:
+    """The evaluation summary of one (variant, seed), training and evaluating what is missing
+    unless ``read_only`` (then only what exists is read: another run may still be writing)."""
     run_dir = out / name / f"s{seed}"
     metrics_path = run_dir / "eval" / "metrics.json"
     times_path = run_dir / "times.json"
     times = json.loads(times_path.read_text()) if times_path.is_file() else {}
+    if read_only:
+        return _with_ratios({**json.loads(metrics_path.read_text())["summary"], **times})
     if "train_s" not in times:  # a finished training records its time; a killed one is run again
         times["train_s"] = run([sys.executable, "src/train.py", *overrides, f"seed={seed}", "logger=csv",
                                 "task_name=ablation", f"hydra.run.dir={run_dir}"], run_dir / "train.out")
@@ -116,7 +121,10 @@ def train_and_evaluate(name: str, overrides: list[str], seed: int, out: Path, ev
                                *eval_overrides], run_dir / "eval.out")
         times_path.write_text(json.dumps(times))
     summary = json.loads(metrics_path.read_text())["summary"]
-    summary.update(times)
+    return _with_ratios({**summary, **times})
+
+
+def _with_ratios(summary: dict) -> dict:
     if summary.get("kid_synthetic"):
         summary["kid_ratio"] = summary["kid_refined"] / summary["kid_synthetic"]
     return summary
@@ -173,7 +181,7 @@ def main() -> None:
                 continue
             print(f"{name} seed {seed}: {'done' if done else 'training + evaluating'}", flush=True)
             results.setdefault(name, []).append(
-                train_and_evaluate(name, variants[name], seed, args.out, args.eval))
+                train_and_evaluate(name, variants[name], seed, args.out, args.eval, read_only=args.table_only))
     text = table(results)
     (args.out / "table.md").parent.mkdir(parents=True, exist_ok=True)
     (args.out / "table.md").write_text(text + "\n")

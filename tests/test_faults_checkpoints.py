@@ -65,8 +65,11 @@ def _plain_dict(tmp: Path, ckpt: Path) -> Path:
 
 def _nan_weight(tmp: Path, ckpt: Path) -> Path:
     checkpoint = torch.load(ckpt, weights_only=False)
-    name = next(k for k in checkpoint["state_dict"] if k.startswith("refiner.") and k.endswith("weight"))
-    checkpoint["state_dict"][name].view(-1)[0] = float("nan")
+    # R and, when the run keeps one, R's weight average (what refine and evaluate load)
+    for prefix in ("refiner.", "refiner_ema.average."):
+        names = [k for k in checkpoint["state_dict"] if k.startswith(prefix) and k.endswith("weight")]
+        if names:
+            checkpoint["state_dict"][names[0]].view(-1)[0] = float("nan")
     torch.save(checkpoint, tmp / "nan.ckpt")
     return tmp / "nan.ckpt"
 
