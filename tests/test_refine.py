@@ -1,4 +1,4 @@
-"""Refine and export (project issue 5): a trained refiner -> a refined, labeled store.
+"""Refine and export: a trained refiner -> a refined, labeled store.
 
 The checkpoint comes from a real (tiny, 2-step) training run; the store holds random
 images and labels of several dtypes. Checks: labels identical and every image equal

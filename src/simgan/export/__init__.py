@@ -1,4 +1,4 @@
-"""simgan.export: a trained refiner -> a refined, labeled training set (project issue 5).
+"""simgan.export: a trained refiner -> a refined, labeled training set.
 
 ``python src/refine.py ckpt_path=... input=<store.h5> output=<refined.h5>`` runs
 :func:`simgan.export.refine.refine`, one concern per module, in the order they act:

@@ -1,7 +1,7 @@
 """Refine-export benchmark: throughput vs the bare forward pass, peak memory vs store size.
 
-Project issue 5 asks that refining a store run at >= 0.9x the bare refiner forward pass
-at the same batch size on the same machine, and that peak memory not grow with the
+The target: refining a store should run at >= 0.9x the bare refiner forward pass
+at the same batch size on the same machine, and peak memory should not grow with the
 store. :func:`bench_refine` measures both and returns a dict (the project benchmark,
 ``python -m simgan.bench``, can call it):
 

@@ -5,7 +5,7 @@ as one line, ``error: <message>``, and the process exits with status 2, even whe
 Hydra's ``instantiate`` has wrapped it in its own exception. A run stopped cleanly by a
 signal (:class:`~simgan.reliability.errors.Interrupted`) prints how to resume
 and exits with ``128 + signum`` (143 for SIGTERM, 130 for SIGINT). Whatever happens, an
-open W&B run is finished, so multirun jobs never merge into one run (DESIGN.md pitfalls).
+open W&B run is finished, so multirun jobs never merge into one run.
 
 An error raised in a DataLoader worker reaches the main process re-raised with the
 worker's traceback inside its message; only its last line (the error itself) is shown.
