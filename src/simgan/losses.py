@@ -52,8 +52,9 @@ def patch_accuracy(logits: Tensor, target: int, loss: str = "cross_entropy") -> 
     return (judged_real == (target == REAL)).float().mean()
 
 
-LOSSES = ("cross_entropy", "lsgan", "hinge")
+# the realism score above which a patch counts as judged "real", per loss family
 DECISION_THRESHOLD = {"cross_entropy": 0.0, "lsgan": 0.5, "hinge": 0.0}
+LOSSES = tuple(DECISION_THRESHOLD)
 
 
 def check_loss(loss: str) -> str:

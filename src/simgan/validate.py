@@ -24,6 +24,8 @@ from typing import Any, Callable, NamedTuple
 from omegaconf import DictConfig, OmegaConf
 
 from simgan.errors import ConfigError
+from simgan.losses import LOSSES
+from simgan.models.refiner import PADDING_MODES
 from simgan.utils.cpu import cpu_has_native_bf16
 
 log = logging.getLogger("simgan")
@@ -80,8 +82,8 @@ RULES: dict[str, _Rule] = {
 }
 # Settings with a few possible values, by their full name.
 CHOICES: dict[str, tuple[str, ...]] = {
-    "model.loss": ("cross_entropy", "lsgan", "hinge"),
-    "model.refiner.padding": ("zeros", "reflect", "replicate"),
+    "model.loss": LOSSES,
+    "model.refiner.padding": PADDING_MODES,
 }
 # Optional settings: null means "not used" (the rule applies to a value only).
 _NULLABLE = {"n", "num_workers", "grad_clip", "betas", "eps", "weight_decay", "r1_gamma", "decay"}
