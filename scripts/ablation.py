@@ -29,56 +29,56 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 # The rows before "geometry" refine the renders of the eye simulator as it was before its
-# geometry was matched to the real crops (renderer version 1, at this commit), so that
+# geometry was matched to the real crops (RENDER_VERSION 0, at this commit), so that
 # each of them differs from "paper" by one option only; "geometry" is "reflect" on the
 # current renderer, "shipped" the shipped recipe (experiment=quick) as it is now.
-RENDERER_V1_COMMIT = "8c471b5"
-RENDERER_V1_STORE = ROOT / "logs" / "ablation" / "eyes_renderer_v1_n20000.h5"
-ON_RENDERER_V1 = ["~data.synthetic", f"+data.synthetic={{_target_:simgan.data.sources.StoreFile,path:{RENDERER_V1_STORE}}}"]
+RENDERER_V0_COMMIT = "8c471b5"
+RENDERER_V0_STORE = ROOT / "logs" / "ablation" / "eyes_renderer_v0_n20000.h5"
+ON_RENDERER_V0 = ["~data.synthetic", f"+data.synthetic={{_target_:simgan.data.sources.StoreFile,path:{RENDERER_V0_STORE}}}"]
 PAPER = ["experiment=quick", "model.refiner.padding=zeros", "model.loss=cross_entropy",
          "model.discriminator.spectral_norm=false", "model.diff_augment.enabled=false", "model.ema.enabled=false",
          "model.r1_gamma=0.0", "model.refiner.noise_channels=0", "model.refiner_optimizer.lr=1e-4",
          "model.discriminator_optimizer.lr=1e-4"]
 REFLECT = [*PAPER, "model.refiner.padding=reflect"]
 EYE_VARIANTS: dict[str, list[str]] = {
-    "paper": [*PAPER, *ON_RENDERER_V1],
-    "reflect": [*REFLECT, *ON_RENDERER_V1],
-    "lsgan": [*REFLECT, *ON_RENDERER_V1, "model.loss=lsgan"],
-    "hinge": [*REFLECT, *ON_RENDERER_V1, "model.loss=hinge"],
-    "spectral_norm": [*REFLECT, *ON_RENDERER_V1, "model.discriminator.spectral_norm=true"],
-    "diff_augment": [*REFLECT, *ON_RENDERER_V1, "model.diff_augment.enabled=true"],
-    "ema": [*REFLECT, *ON_RENDERER_V1, "model.ema.enabled=true"],
-    "r1": [*REFLECT, *ON_RENDERER_V1, "model.r1_gamma=1.0"],
-    "ttur": [*REFLECT, *ON_RENDERER_V1, "model.discriminator_optimizer.lr=4e-4"],
-    "noise": [*REFLECT, *ON_RENDERER_V1, "model.refiner.noise_channels=2"],
-    "combined_v1": [*REFLECT, *ON_RENDERER_V1, "model.refiner.noise_channels=2", "model.diff_augment.enabled=true",
+    "paper": [*PAPER, *ON_RENDERER_V0],
+    "reflect": [*REFLECT, *ON_RENDERER_V0],
+    "lsgan": [*REFLECT, *ON_RENDERER_V0, "model.loss=lsgan"],
+    "hinge": [*REFLECT, *ON_RENDERER_V0, "model.loss=hinge"],
+    "spectral_norm": [*REFLECT, *ON_RENDERER_V0, "model.discriminator.spectral_norm=true"],
+    "diff_augment": [*REFLECT, *ON_RENDERER_V0, "model.diff_augment.enabled=true"],
+    "ema": [*REFLECT, *ON_RENDERER_V0, "model.ema.enabled=true"],
+    "r1": [*REFLECT, *ON_RENDERER_V0, "model.r1_gamma=1.0"],
+    "ttur": [*REFLECT, *ON_RENDERER_V0, "model.discriminator_optimizer.lr=4e-4"],
+    "noise": [*REFLECT, *ON_RENDERER_V0, "model.refiner.noise_channels=2"],
+    "combined_v1": [*REFLECT, *ON_RENDERER_V0, "model.refiner.noise_channels=2", "model.diff_augment.enabled=true",
                     "model.ema.enabled=true"],
     "geometry": REFLECT,
     "shipped": ["experiment=quick"],
 }
 
 
-def ensure_renderer_v1_store() -> None:
-    """Renders the 20,000 default eyes with the renderer of ``RENDERER_V1_COMMIT`` (from git), once."""
-    if RENDERER_V1_STORE.is_file():
+def ensure_renderer_v0_store() -> None:
+    """Renders the 20,000 default eyes with the renderer of ``RENDERER_V0_COMMIT`` (from git), once."""
+    if RENDERER_V0_STORE.is_file():
         return
     import importlib.util
     import tempfile
 
-    source = subprocess.check_output(["git", "show", f"{RENDERER_V1_COMMIT}:src/simgan/data/simulators/eyes.py"],
+    source = subprocess.check_output(["git", "show", f"{RENDERER_V0_COMMIT}:src/simgan/data/simulators/eyes.py"],
                                      cwd=ROOT, text=True)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "eyes_v1.py"
+        path = Path(tmp) / "eyes_v0.py"
         path.write_text(source)
-        spec = importlib.util.spec_from_file_location("eyes_v1", path)
+        spec = importlib.util.spec_from_file_location("eyes_v0", path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         images, labels = module.render_eyes(20000, 36, 60, seed=0)
     from simgan.data.store import write_store
 
-    RENDERER_V1_STORE.parent.mkdir(parents=True, exist_ok=True)
-    write_store(RENDERER_V1_STORE, images, labels, pixel_range=(0, 255),
-                attrs={"source_format": "rendered", "source_path": f"{RENDERER_V1_COMMIT}:src/simgan/data/simulators/eyes.py"})
+    RENDERER_V0_STORE.parent.mkdir(parents=True, exist_ok=True)
+    write_store(RENDERER_V0_STORE, images, labels, pixel_range=(0, 255),
+                attrs={"source_format": "rendered", "source_path": f"{RENDERER_V0_COMMIT}:src/simgan/data/simulators/eyes.py"})
 
 
 # The figures in docs/evaluation.md, in the order a reader wants them.
@@ -171,8 +171,8 @@ def main() -> None:
     if unknown:
         sys.exit(f"error: unknown variant(s) {unknown}; known: {', '.join(variants)}")
     os.environ.setdefault("SIMGAN_ROOT", str(ROOT))
-    if not args.table_only and any(ON_RENDERER_V1[1] in variants[n] for n in names):
-        ensure_renderer_v1_store()
+    if not args.table_only and any(ON_RENDERER_V0[1] in variants[n] for n in names):
+        ensure_renderer_v0_store()
     results: dict[str, list[dict]] = {}
     for name in names:
         for seed in args.seeds:

@@ -27,7 +27,8 @@ os.environ.setdefault("SIMGAN_ROOT", str(ROOT))
 def held_out_real() -> torch.Tensor:
     from hydra import compose, initialize_config_dir
 
-    from simgan.evaluation.inputs import build_datamodule, stack
+    from simgan.data.subsets import stack
+    from simgan.evaluation.inputs import build_datamodule
 
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
         cfg = compose(config_name="train", overrides=["hydra.job.chdir=false"])

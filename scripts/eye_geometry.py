@@ -36,8 +36,9 @@ QUANTITIES = {"x": "iris centre x (px)", "y": "iris centre y (px)", "iris_r": "i
               "opening": "lid opening at the iris (px)", "upper_lid": "upper lid above iris centre (px)",
               "lower_lid": "lower lid below iris centre (px)"}
 
-# The geometry of RENDER_VERSION 0 (ranges, and the lids' coupling to pitch), kept to
-# show what the matching changed.
+# The geometry of RENDER_VERSION 0 (ranges, and the lids' coupling to pitch, as at git
+# commit 8c471b5, whose renderer scripts/ablation.py runs), kept to show what the matching
+# changed; patched into today's renderer so that its drawn_geometry gives the truth.
 BEFORE_LID_FOLLOW = (6.0, 1.5)
 BEFORE = {
     "yaw": (-np.deg2rad(35.0), np.deg2rad(35.0)),

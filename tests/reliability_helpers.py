@@ -12,6 +12,7 @@ from pathlib import Path
 
 # 14 steps: R pretrain 1-3, D pretrain 4-6, then cycles R R D (7-9, 10-12, 13-14).
 # The history (16 = 4 D steps x b/2) fills at step 9, the 4th D step.
+ADAM = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-4}
 SCHEDULE = {"refiner_pretrain_steps": 3, "discriminator_pretrain_steps": 3, "adversarial_steps": 8, "k_g": 2, "k_d": 1}
 TOTAL_STEPS = sum(v for k, v in SCHEDULE.items() if k.endswith("steps"))
 TINY = [
@@ -196,7 +197,10 @@ def tiny_checkpoint(root: Path, store: Path, shape=(1, 36, 60)) -> Path:
         discriminator={"_target_": "simgan.models.discriminator.LocalDiscriminator", "channels": shape[0],
                        "widths": [4, 4, 4, 4]},
         regularizer={"_target_": "simgan.regularizers.identity.Identity"}, image_shape=list(shape), history_size=16,
-        schedule={"refiner_pretrain_steps": 1, "discriminator_pretrain_steps": 1, "adversarial_steps": 0})
+        lambda_reg=1.0,
+        schedule={"refiner_pretrain_steps": 1, "discriminator_pretrain_steps": 1, "adversarial_steps": 0, "k_g": 1,
+                  "k_d": 1},
+        refiner_optimizer=ADAM, discriminator_optimizer=ADAM)
     trainer = Trainer(accelerator="cpu", max_steps=2, logger=False, enable_checkpointing=False,
                       enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
                       limit_val_batches=0, default_root_dir=root)

@@ -46,13 +46,23 @@ class RankRecorder:
                     start_history=(pl_module.history.images.clone(), int(pl_module.history.filled)),
                     batches_per_epoch={s: dm.train_sampler(s).batches_per_epoch for s in ("synthetic", "real")})
 
+            def _last_batch(self, dm, stream: str) -> list[int]:
+                # the store rows of the stream's latest batch, from its sampler and position
+                rows = dm.splits[f"{stream}_train"].indices
+                return [int(rows[i]) for i in dm.train_sampler(stream).batch(dm.batches_consumed[stream] - 1)]
+
             def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-                self.record["networks"].append(pl_module.schedule.network)
+                self.record["networks"].append(str(pl_module.schedule.network))
                 self.record["k_g"].append(pl_module.schedule.k_g)
-                for stream in ("synthetic", "real"):
-                    self.record[stream].append(batch[stream]["index"].tolist())
+                self.record["synthetic"].append(self._last_batch(trainer.datamodule, "synthetic"))
+                self.real_before = trainer.datamodule.batches_consumed["real"]
 
             def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+                dm = trainer.datamodule
+                drew_real = dm.batches_consumed["real"] - self.real_before
+                assert drew_real == (self.record["networks"][-1] == "discriminator"), "real batch on a refiner step"
+                if drew_real:
+                    self.record["real"].append(self._last_batch(dm, "real"))
                 if self.record["networks"][-1] == "discriminator":
                     self.record["d_loss"][trainer.global_step] = float(trainer.callback_metrics["train/d_loss"])
 

@@ -16,16 +16,18 @@ import torch
 from simgan.bench.__main__ import main, parse
 from simgan.bench.ceiling import best_rate, best_split_rate, measure_ceiling, summarize
 from simgan.bench.flops import step_flops
+from simgan.bench.refine_export import bench_export, refine_markdown
 from simgan.bench.runner import _without_slow_bf16
 from simgan.bench.settings import BenchSettings, Variant
 
 SMALLEST = ["--variants", "eager", "--batch", "4", "--size", "16x24", "--width", "4", "--blocks", "1",
             "--repeats", "1", "--steps", "1", "--warmup", "1", "--history-size", "16", "--pipeline-images", "64",
-            "--pipeline-batches", "3", "--pipeline-workers", "0", "--refine-batches", "2"]
+            "--pipeline-batches", "3", "--pipeline-workers", "0", "--refine-batches", "2", "--refine-repeats", "1",
+            "--refine-memory-scales"]
 
 
 def test_smallest_setting_writes_json_and_markdown(tmp_path, capsys):
-    results = main([*SMALLEST, "--out", str(tmp_path / "bench")])
+    results = main([*SMALLEST, "--parts", "train", "overhead", "pipeline", "refine", "--out", str(tmp_path / "bench")])
     data = json.loads((tmp_path / "bench" / "results.json").read_text())
     assert set(data) >= {"settings", "machine", "flops", "ceiling", "train", "overhead", "pipeline", "refine", "targets",
                          "command"}
@@ -39,8 +41,12 @@ def test_smallest_setting_writes_json_and_markdown(tmp_path, capsys):
     assert eager["loss_max_rel_diff"] < 1e-6  # the reference loop is the module's maths, step for step
     assert data["train"]["best"] == "eager"
     assert data["pipeline"]["runs"][0]["batches_per_s"] > 0 and data["pipeline"]["vs_training"] > 0
-    assert data["refine"]["measured"] in (True, False)
-    assert "ratio" in data["refine"] or "reason" in data["refine"]
+    refine = data["refine"]
+    assert refine["measured"] is True
+    assert refine["ratio"] > 0 and refine["paired_ratio_median"] > 0 and refine["cpu_ratio"] > 0
+    assert refine["bare_forward_images_per_s"] > 0 and refine["export_images_per_s"] > 0
+    assert refine["setting"]["images"] == 8 and refine["setting"]["refiner"]["width"] == 4
+    assert refine["memory"] == []  # --refine-memory-scales with no scale: skipped
     assert set(data["targets"]) >= {"platform_vs_plain", "best_vs_eager", "pipeline_vs_training", "refine_vs_forward"}
     markdown = (tmp_path / "bench" / "results.md").read_text()
     assert data["ceiling"]["summary"]["max_speedup_over_plain_eager"] > 0
@@ -49,6 +55,7 @@ def test_smallest_setting_writes_json_and_markdown(tmp_path, capsys):
         assert overhead["plain_ms_per_step"][network] > 0 and overhead["platform_ms_per_step"][network] > 0
         assert 0 < overhead["implied_platform_vs_plain"][network] <= 1
     assert 0 < data["train"]["platform_vs_plain_pooled"]["wall"]
+    assert "refine_vs_forward (best export / best bare forward, 8 images of 1x16x24, batch 4" in markdown
     for heading in ("## Ceiling", "## Training steps", "## Platform overhead", "## Data pipeline", "## Refine export", "## Targets",
                     "| eager | plain |"):
         assert heading in markdown
@@ -56,8 +63,29 @@ def test_smallest_setting_writes_json_and_markdown(tmp_path, capsys):
     assert "## Targets" in capsys.readouterr().out  # the tables are printed too
 
 
+def test_refine_export_measures_peak_memory_per_store_size_in_fresh_processes(tmp_path):
+    s = BenchSettings(batch=4, height=16, width_px=24, width=4, blocks=1, refine_batches=4, refine_repeats=1,
+                      refine_memory_scales=(1, 2))
+    result = bench_export(s, tmp_path)
+    assert [(m["scale"], m["images"], m["chunk_size"]) for m in result["memory"]] == [(1, 16, 4), (2, 32, 4)]
+    assert all(m["peak_rss_mib"] >= m["rss_before_mib"] > 0 and m["tracemalloc_peak_mib"] > 0 for m in result["memory"])
+    assert result["memory_peak_rss_ratio"] > 0
+    assert "| 32 images (2x) | 4 |" in "\n".join(refine_markdown(result))
+
+
+def test_a_failing_refine_export_fails_the_benchmark(tmp_path, monkeypatch):
+    def broken(cfg):
+        raise RuntimeError("refine broke")
+
+    monkeypatch.setattr("simgan.bench.refine_export.refine", broken)
+    with pytest.raises(RuntimeError, match="refine broke"):
+        main([*SMALLEST, "--parts", "refine", "--out", str(tmp_path / "bench")])
+
+
 def test_options():
     assert parse(["--quick"]).batch == 16
+    assert parse(["--refine-memory-scales"]).refine_memory_scales == ()
+    assert parse(["--refine-memory-scales", "1", "10"]).refine_memory_scales == (1, 10)
     assert parse(["--device", "cuda"]).batch == 512  # the paper's batch on a GPU
     assert parse(["--device", "cuda", "--batch", "64"]).batch == 64
     s = parse(["--size", "36x60", "--variants", "compile+channels_last", "fused"])
@@ -105,3 +133,19 @@ def test_ceiling_bounds_the_speedup_and_slow_bf16_is_left_out():
     assert set(left_out) == {"bf16", "compile+bf16"} and "3.0 GFLOP/s" in left_out["bf16"]
     rows[-1]["gflop_per_s"] = 200.0  # native bf16: kept
     assert _without_slow_bf16(s, ceiling)[1] == {}
+
+
+def test_scale_part_is_measured_reported_and_judged(tmp_path):
+    """The scale section through the runner, on stores small enough for a test (the figures are not)."""
+    from simgan.bench.runner import run_benchmark
+
+    s = BenchSettings(batch=4, height=16, width_px=24, width=4, blocks=1, parts=("scale",), scale_quick=True,
+                      scale_sizes={"eyes": 2048, "crops": 600, "preloaded": 1024, "eye_batches": 2, "depth_batches": 1},
+                      out=str(tmp_path / "bench"))
+    results = run_benchmark(s, log=lambda message: None)
+    assert results["scale"]["streamed"]["eyes"][-1]["workers"] == 2
+    assert {"streamed_eyes_images_per_s", "streamed_depth_images_per_s", "render_peak_rss_below_1_gb"} <= set(
+        results["targets"])
+    assert all(results["targets"][k]["value"] > 0 for k in ("streamed_eyes_images_per_s", "render_peak_rss_below_1_gb"))
+    markdown = (tmp_path / "bench" / "results.md").read_text()
+    assert "## Data at scale (quick)" in markdown and "| 2,048 eyes 1x36x60 uint8, streamed | 2 |" in markdown

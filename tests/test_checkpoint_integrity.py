@@ -1,7 +1,7 @@
 """A process killed while writing a checkpoint leaves the previous last.ckpt whole and loadable.
 
 The real thing: a subprocess overwriting last.ckpt is SIGKILLed in the middle of the
-write (the writer's test hook pauses there). And the in-process version: a write that
+write (the subprocess's torch.save pauses after its first bytes). And the in-process version: a write that
 fails half-way. Training uses this writer: see test_nan_guard (it refuses NaN weights).
 """
 
@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from simgan.reliability import checkpoint_io
-from simgan.reliability.checkpoint_io import PAUSE_ENV, AtomicCheckpointIO, atomic_torch_save
+from simgan.reliability.checkpoint_io import AtomicCheckpointIO, atomic_torch_save
 
 
 def _checkpoint(version: int) -> dict:
@@ -30,13 +30,29 @@ def test_killed_during_save_keeps_previous_checkpoint(tmp_path):
     path = tmp_path / "checkpoints" / "last.ckpt"
     AtomicCheckpointIO().save_checkpoint(_checkpoint(1), path)
     script = textwrap.dedent(f"""
+        import time
         import torch
         from simgan.reliability.checkpoint_io import AtomicCheckpointIO
+
+        class PausingFile:  # sleeps after the first bytes are on disk: the dangerous moment
+            def __init__(self, f):
+                self.f, self.paused = f, False
+            def write(self, data):
+                n = self.f.write(data)
+                if not self.paused:
+                    self.paused = True
+                    self.f.flush()
+                    time.sleep(60)
+                return n
+            def flush(self):
+                self.f.flush()
+
+        save = torch.save
+        torch.save = lambda obj, f: save(obj, PausingFile(f))
         AtomicCheckpointIO().save_checkpoint(
             {{"version": 2, "state_dict": {{"w": torch.full((256, 256), 2.0)}}}}, {str(path)!r})
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, PAUSE_ENV: "60"},
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         while not [p for p in path.parent.iterdir() if p.name.endswith(".partial") and p.stat().st_size > 0]:

@@ -22,7 +22,7 @@ import torch
 
 from reliability_helpers import NETWORKS, TINY, TOTAL_STEPS
 from scaling_helpers import run_train
-from simgan.distributed import HISTORY_PER_RANK
+from simgan.checkpoint import HISTORY_PER_RANK
 
 RESUME_AT = 9  # after the 4th D step: both buffers full (16), a D step (12) still to come
 DDP = [*TINY, "trainer=ddp_sim", "model.schedule.adaptive.enabled=true",  # adaptive, but pinned to K_g = 2:
@@ -74,8 +74,10 @@ def test_each_rank_draws_a_disjoint_shard_of_both_streams_per_epoch(ddp_run):
     for stream in ("synthetic", "real"):
         per_epoch = r0["batches_per_epoch"][stream]
         assert per_epoch == r1["batches_per_epoch"][stream] >= 1
-        assert len(r0[stream]) == TOTAL_STEPS and all(len(b) == 8 for b in r0[stream])  # batch_size is per device
-        for start in range(0, TOTAL_STEPS - per_epoch + 1, per_epoch):  # whole stream epochs
+        # a synthetic batch every step, a real batch every D step; batch_size is per device
+        drawn = TOTAL_STEPS if stream == "synthetic" else NETWORKS.count("D")
+        assert len(r0[stream]) == len(r1[stream]) == drawn and all(len(b) == 8 for b in r0[stream])
+        for start in range(0, drawn - per_epoch + 1, per_epoch):  # whole stream epochs
             seen = [sum(r[stream][start:start + per_epoch], []) for r in (r0, r1)]
             assert len(set(seen[0])) == len(seen[0]) and len(set(seen[1])) == len(seen[1])
             assert not set(seen[0]) & set(seen[1]), f"{stream} epoch at step {start}: ranks overlap"

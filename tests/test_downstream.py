@@ -8,19 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from simgan.data.store import write_store
 from simgan.errors import ConfigError, DataError
-from simgan.evaluation.downstream import downstream, headline, real_test_set
+from simgan.evaluation.downstream import headline, real_test_set
 from simgan.evaluation.plots import plot_downstream
 from simgan.evaluation.report import _downstream_lines
-from simgan.metrics.downstream import (angle_error_deg, fit_regressor, joint_error_px, l2_error, regression_error,
-                                       resolve_error, resolve_task)
+from simgan.metrics.downstream import (angle_error_deg, downstream_scores, fit_regressor, joint_error_px, l2_error,
+                                       regression_error, resolve_error, resolve_task)
 
 torch.set_num_threads(1)
 MNIST = Path(__file__).resolve().parents[1] / "data" / "mnist" / "mnist_train_5k.npz"
-NOT_MNIST = OmegaConf.create({"_target_": "simgan.data.sources.NpzStore"})
+NOT_MNIST = None  # a real source that is not the MNIST split
 
 
 def _blobs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -98,8 +97,8 @@ def test_classify_run_on_tiny_stores(tmp_path):
     test = write_store(tmp_path / "test.h5", images[1000:], {"digit": labels[1000:]})
     x_train, y_train = real_test_set(NOT_MNIST, "digit", str(train), None)
     x_test, y_test = real_test_set(NOT_MNIST, "digit", str(test), 200)
-    out = downstream({"real": (x_train, y_train)}, (x_test, y_test), task="auto", label="digit", epochs=2,
-                     show_progress=False)
+    out = downstream_scores({"real": (x_train, y_train)}, (x_test, y_test), task="auto", label="digit", epochs=2,
+                            show_progress=False)
     assert out["task"] == "classify" and out["model"] == "LeNet" and out["n_test"] == 200
     assert out["accuracy_real"] > 0.6  # chance is 0.1
     assert headline(out) == {"accuracy_real": out["accuracy_real"]}
@@ -109,8 +108,8 @@ def test_regress_run_reports_error_and_unit(tmp_path):
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(96, 1, 16, 16, generator=gen) * 2 - 1
     gaze = (torch.rand(96, 2, generator=gen) - 0.5) * 0.6
-    out = downstream({"synthetic": (x[:64], gaze[:64]), "refined": (x[:64], gaze[:64])}, (x[64:], gaze[64:]),
-                     label="gaze", epochs=1, show_progress=False)
+    train_sets = {"synthetic": (x[:64], gaze[:64]), "refined": (x[:64], gaze[:64])}
+    out = downstream_scores(train_sets, (x[64:], gaze[64:]), label="gaze", epochs=1, show_progress=False)
     assert out["task"] == "regress" and out["error_measure"] == "angle_deg" and out["error_unit"] == "deg"
     assert 0.0 <= out["error_synthetic"] <= 180.0
     assert out["error_synthetic"] == pytest.approx(out["error_refined"])  # same data, same seed

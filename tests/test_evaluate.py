@@ -18,9 +18,8 @@ import torch
 from omegaconf import OmegaConf, open_dict
 
 from simgan.errors import ConfigError, DataError, SimganError
-from simgan.evaluation.realism import kid_many
 from simgan.evaluation.run import evaluate
-from simgan.metrics.kid import kid
+from simgan.metrics.kid import kid, kid_many
 from simgan.training import train
 from simgan.utils.cli import finish_wandb
 
@@ -150,7 +149,6 @@ def test_reference_labels_come_from_the_npz_and_test_split_is_disjoint(compose_t
     import numpy as np
 
     from simgan.data.mnist import MnistSplit as MnistStream
-    from simgan.evaluation.downstream import reference_labels
 
     npz = ROOT / "data" / "mnist" / "mnist_train_5k.npz"
     unlabeled = MnistStream(str(npz), str(cache_dir), split="unlabeled", n=256)
@@ -159,8 +157,8 @@ def test_reference_labels_come_from_the_npz_and_test_split_is_disjoint(compose_t
     with h5py.File(unlabeled.path) as f, h5py.File(test.path) as g:
         assert not set(f.attrs["source_indices"]) & set(g.attrs["source_indices"])
         source = f.attrs["source_indices"]
-    cfg = OmegaConf.create({"npz": str(npz)})
-    labels = reference_labels(cfg, unlabeled.path, torch.arange(10))
+    labels = unlabeled.labels_of(torch.arange(10))
+    assert unlabeled.side("test").path == test.path
     with np.load(npz) as arrays:
         assert labels.tolist() == arrays["labels"][source[:10]].tolist()
     assert unlabeled.n == 256

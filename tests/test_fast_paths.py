@@ -43,7 +43,7 @@ def tiny(channels_last=False, compile=False, fused=False, **kwargs) -> SimGAN:
         discriminator={"_target_": "simgan.models.discriminator.LocalDiscriminator", "channels": 1,
                        "widths": [8, 8, 8, 8]},
         regularizer={"_target_": "simgan.regularizers.identity.Identity"}, image_shape=list(SHAPE),
-        history_size=16, schedule=SCHEDULE, refiner_optimizer=opt, discriminator_optimizer=opt,
+        lambda_reg=1.0, history_size=16, schedule=SCHEDULE, refiner_optimizer=opt, discriminator_optimizer=opt,
         channels_last=channels_last, compile=compile, **kwargs)
 
 

@@ -15,7 +15,7 @@ from torch import nn
 from reliability_helpers import run_dir, tiny_cfg, train_losses
 from simgan.augment import DiffAugment
 from simgan.ema import WeightEMA
-from simgan.export.checkpoint import load_refiner
+from simgan.checkpoint import load_refiner
 from simgan.losses import (REAL, REFINED, discriminator_loss, patch_accuracy, r1_penalty, realism_score,
                            refiner_realism_loss)
 from simgan.metrics.border import border_step

@@ -39,11 +39,13 @@ def datamodule(stores):
 
 
 def small_simgan(**schedule) -> SimGAN:
+    schedule = {"refiner_pretrain_steps": 1, "discriminator_pretrain_steps": 1, "adversarial_steps": 1, "k_g": 1,
+                "k_d": 1, **schedule}
     return SimGAN(
         refiner={"_target_": "simgan.models.refiner.Refiner", "channels": 1, "width": 8, "num_blocks": 1},
         discriminator={"_target_": "simgan.models.discriminator.LocalDiscriminator", "channels": 1,
                        "widths": [8, 8, 8, 8]},
-        regularizer=IDENTITY, image_shape=[1, 36, 60], history_size=32, schedule=schedule,
+        regularizer=IDENTITY, image_shape=[1, 36, 60], lambda_reg=1.0, history_size=32, schedule=schedule,
         refiner_optimizer={"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1},
         discriminator_optimizer={"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1},
     )

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from simgan.export.checkpoint import load_refiner, sha256sum
+from simgan.checkpoint import load_refiner, sha256sum
 from simgan.export.portable import export, read_metadata
 from simgan.models.refiner import Refiner
 

@@ -28,7 +28,7 @@ from hydra.core.global_hydra import GlobalHydra
 from reliability_helpers import tiny_checkpoint
 from simgan.data.store import StoreDataset, check_store, write_store
 from simgan.errors import ConfigError, DataError
-from simgan.export.checkpoint import load_refiner, sha256sum
+from simgan.checkpoint import load_refiner, sha256sum
 from simgan.export.codec import encode_chunks, image_dataset_options
 from simgan.export.predictor import RefinePredictor
 from simgan.export.refine import refine

@@ -21,7 +21,7 @@ import torch
 from reliability_helpers import TOTAL_STEPS, run_dir, tiny_cfg, train_losses
 from simgan.data.samplers import ResumableBatchSampler
 from simgan.errors import ConfigError
-from simgan.reliability.errors import TrainingInterrupted
+from simgan.errors import TrainingInterrupted
 from simgan.reliability.resume import find_last_checkpoint, resolve_ckpt_path
 from simgan.training import train
 
@@ -122,20 +122,28 @@ def test_sampler_shards_are_disjoint_across_ranks():
 
 
 def test_datamodule_counts_consumed_batches_not_prefetched_ones(compose_train, tmp_path):
-    """Resume position = batches the loop took; the loader's own iterator runs ahead."""
+    """Resume position = batches the loop took (synthetic) and the D steps drew (real); the
+    loader's own iterator runs ahead; only the images travel to the device."""
     from hydra.utils import instantiate
 
     cfg = tiny_cfg(compose_train, run_dir(tmp_path, "dm"))
     dm = instantiate(cfg.data)
     dm.prepare_data()
     dm.setup("fit")
-    dm.load_state_dict({"train_batches_consumed": 3})
+    dm.load_state_dict({"batches_consumed": {"synthetic": 3, "real": 2}})
     first, _, _ = next(iter(dm.train_dataloader()))
+    assert set(first) == {"synthetic"}  # no real batch unless a step asks for one
     expected = dm.train_sampler("synthetic").batch(3)
-    got = first["synthetic"]["index"].tolist()
     ds = dm.splits["synthetic_train"]
-    assert got == [int(ds.indices[i]) for i in expected]
-    assert dm.state_dict()["train_batches_consumed"] == 3  # iterating alone does not count
+    assert first["synthetic"]["index"].tolist() == [int(ds.indices[i]) for i in expected]
+    assert dm.state_dict()["batches_consumed"] == {"synthetic": 3, "real": 2}  # iterating alone does not count
+    real = dm.real_batch()
+    real_split = dm.splits["real_train"]
+    assert set(real) == {"image"} and torch.equal(
+        real["image"], torch.stack([real_split[i]["image"] for i in dm.train_sampler("real").batch(2)]))
+    assert dm.state_dict()["batches_consumed"] == {"synthetic": 3, "real": 3}
+    dm.load_state_dict({"train_batches_consumed": 4})  # a checkpoint from when both streams moved every step
+    assert dm.batches_consumed == {"synthetic": 4, "real": 4}
 
 
 def test_ckpt_path_last_finds_the_newest_previous_run(tmp_path):

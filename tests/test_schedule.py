@@ -1,10 +1,12 @@
 """The three-phase schedule (Algorithm 1): which network each step trains, and its state."""
 
+from pathlib import Path
+
 import pytest
 
 from simgan.schedule import DISCRIMINATOR as D
 from simgan.schedule import REFINER as R
-from simgan.schedule import PhaseSchedule
+from simgan.schedule import Phase, PhaseSchedule
 
 
 def run(schedule: PhaseSchedule, steps: int, d_loss: float | None = None) -> list[str]:
@@ -23,12 +25,13 @@ def test_phases_then_k_g_to_k_d_cycles():
 
 
 def test_phase_names_follow_the_step():
-    s = PhaseSchedule(refiner_pretrain_steps=1, discriminator_pretrain_steps=1, adversarial_steps=1)
+    s = PhaseSchedule(refiner_pretrain_steps=1, discriminator_pretrain_steps=1, adversarial_steps=1, k_g=1, k_d=1)
     phases = []
     for _ in range(3):
         phases.append(s.phase)
         s.advance()
-    assert phases == ["refiner_pretrain", "discriminator_pretrain", "adversarial"]
+    assert phases == ["refiner_pretrain", "discriminator_pretrain", "adversarial"] == list(Phase)
+    assert [s.phase_of(step) for step in range(3)] == phases and [p.number for p in phases] == [0, 1, 2]
 
 
 def test_adaptive_k_g_rises_while_d_wins_and_falls_when_it_loses():
@@ -58,5 +61,18 @@ def test_state_round_trip_resumes_mid_cycle():
 
 @pytest.mark.parametrize("field,value", [("k_g", 0), ("k_d", 0), ("adversarial_steps", -1)])
 def test_bad_settings_are_rejected_by_name(field, value):
+    good = {"refiner_pretrain_steps": 1, "discriminator_pretrain_steps": 1, "adversarial_steps": 1, "k_g": 1, "k_d": 1}
     with pytest.raises(ValueError, match=field):
-        PhaseSchedule(**{field: value})
+        PhaseSchedule(**{**good, field: value})
+
+
+def test_the_config_is_the_one_source_of_schedule_defaults():
+    # no value is restated in code: every setting must come from conf/model/simgan.yaml
+    from omegaconf import OmegaConf
+
+    with pytest.raises(TypeError):
+        PhaseSchedule()
+    cfg = OmegaConf.load(Path(__file__).parents[1] / "conf" / "model" / "simgan.yaml").schedule
+    s = PhaseSchedule(**OmegaConf.to_container(cfg))
+    assert s.total_steps == cfg.refiner_pretrain_steps + cfg.discriminator_pretrain_steps + cfg.adversarial_steps
+    assert not s.adapts and s.adaptive.k_g_max == cfg.adaptive.k_g_max

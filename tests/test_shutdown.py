@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -73,12 +74,21 @@ def test_sigterm_saves_a_checkpoint_prints_how_to_resume_and_resume_works(tmp_pa
     assert final["simgan_schedule"]["step"] == final["global_step"] == stopped_at + 2
 
 
-def test_a_second_ctrl_c_aborts_without_waiting():
+def test_a_second_ctrl_c_aborts_without_waiting(capfd):
     shutdown = GracefulShutdown()
-    shutdown._on_stop_signal(signal.SIGINT, None)
-    assert shutdown._pending_stop == signal.SIGINT
-    with pytest.raises(KeyboardInterrupt):
-        shutdown._on_stop_signal(signal.SIGINT, None)
+    trainer = SimpleNamespace()  # no SLURM environment: only the stop signals are taken over
+    shutdown.on_train_start(trainer, None)
+    try:
+        os.kill(os.getpid(), signal.SIGINT)  # delivered to this (main) thread's handler at once
+        assert shutdown.stopped_by is None  # recorded, acted on at the step's end
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    finally:
+        shutdown.teardown(trainer, None, "fit")
+    err = capfd.readouterr().err
+    assert "SIGINT received: saving a checkpoint after the current step" in err
+    assert "SIGINT again: aborting without saving a checkpoint" in err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
 
 
 def test_slurm_requeue_signal_is_handled_at_a_step_boundary(compose_train, tmp_path, monkeypatch):
@@ -96,4 +106,6 @@ def test_slurm_requeue_signal_is_handled_at_a_step_boundary(compose_train, tmp_p
     state = torch.load(hpc, weights_only=True)
     # written after step 5 completed: schedule, Lightning and the data position agree
     assert state["simgan_schedule"]["step"] == state["global_step"] == 5
-    assert state["SimGANDataModule"]["train_batches_consumed"] == 5
+    # the real stream moves on discriminator steps only
+    assert state["SimGANDataModule"]["batches_consumed"] == {
+        "synthetic": 5, "real": state["simgan_schedule"]["discriminator_steps"]}

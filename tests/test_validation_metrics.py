@@ -11,6 +11,7 @@ from torch import nn
 
 from simgan.callbacks.validation_metrics import ValidationRealism
 from simgan.data.simulators.digits import render_digits
+from simgan.errors import ConfigError
 from simgan.metrics.downstream import fit_classifier
 from simgan.training import train
 
@@ -42,7 +43,7 @@ def digits():
 @pytest.fixture(scope="module")
 def digit_callback(digits):
     x, y = digits
-    cb = ValidationRealism(num_images=256, c2st_epochs=4, c2st_time_budget_s=20.0, seed=0)
+    cb = ValidationRealism(n_images=256, c2st={"max_epochs": 4, "time_budget_s": 20.0}, seed=0)
     # Synthetic and "real" from one distribution, disjoint images: an identity refiner
     # leaves nothing to tell apart.
     cb.synthetic, cb.real = x[:256], x[256:512]
@@ -85,7 +86,7 @@ def test_pupil_shift_follows_a_known_translation():
             px = torch.stack([(flat % 60).float(), (flat // 60).float()], 1)
             return torch.cat([px, torch.zeros(len(img), 2)], 1)  # gaze: always straight ahead
 
-    cb = ValidationRealism(num_images=64, c2st_epochs=1, c2st_time_budget_s=5.0, pupil_weight=0.1)
+    cb = ValidationRealism(n_images=64, c2st={"max_epochs": 1, "time_budget_s": 5.0}, pupil_weight=0.1)
     cb.synthetic, cb.real = x, x.flip(0)
     cb.label_kind, cb.label_model, cb.baseline = "eyes", Brightest(), 1.0
     still = cb.measure(_Module(_Lambda(lambda t: t)))
@@ -97,10 +98,18 @@ def test_pupil_shift_follows_a_known_translation():
     assert moved["val/realism_gap"] == pytest.approx(gap_c2st + 0.5)
 
 
+def test_settings_use_the_evaluation_names_and_refuse_unknown_keys():
+    cb = ValidationRealism(c2st={"max_epochs": 2}, labels={"fit_images": 10, "class_label": None})
+    assert cb.c2st_kw["max_epochs"] == 2 and cb.c2st_kw["time_budget_s"] == 5.0  # the rest: defaults
+    assert cb.labels["fit_images"] == 10 and cb.labels["steps"] == 150 and cb.class_label is None
+    with pytest.raises(ConfigError, match="c2st_epochs"):
+        ValidationRealism(c2st={"c2st_epochs": 2})
+
+
 def test_training_logs_the_keys_and_keeps_the_best_refiner(compose_train, tmp_path):
     cfg = compose_train("experiment=digits", "debug=default", "callbacks=realism", "logger=csv",
-                        "callbacks.realism.num_images=64", "callbacks.realism.c2st_epochs=2",
-                        "callbacks.realism.label_fit_images=128", "callbacks.realism.classifier_epochs=1")
+                        "callbacks.realism.n_images=64", "callbacks.realism.c2st.max_epochs=2",
+                        "callbacks.realism.labels.fit_images=128", "callbacks.realism.labels.epochs=1")
     metrics = train(cfg)
     for key in ("val/c2st_refined", "val/c2st_synthetic", "val/label_flip", "val/realism_gap"):
         assert key in metrics, key

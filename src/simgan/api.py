@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from simgan.export.checkpoint import load_refiner
+from simgan.checkpoint import load_refiner
 
 __all__ = ["load_refiner", "refine", "RefinedDataset"]
 

@@ -22,11 +22,18 @@ records them and ``SimGAN.load_from_checkpoint`` rebuilds the module with no oth
 
 Reliability (docs/reliability.md): before each backward pass the step's inputs, refined
 batch and loss are checked for NaN/inf; a non-finite one stops the run with
-:class:`~simgan.reliability.errors.NonFiniteError` naming the step, phase and network,
+:class:`~simgan.errors.NonFiniteError` naming the step, phase and network,
 before the optimizer step, so the weights stay as they were. Checkpoints carry the
-schedule, the history buffer (a module buffer) and the global RNG states, which are
-restored at the first training step after a resume: with the DataModule's data
-position, a resumed run continues bit for bit.
+schedule, the history buffer (a module buffer) and the global RNG states
+(:mod:`simgan.checkpoint` owns those keys); the RNG states are restored at the first
+training step after a resume: with the DataModule's stream positions, a resumed run
+continues bit for bit.
+
+Data: a training batch is ``{"synthetic": {"image": ...}}``; a discriminator step draws
+its real batch from the DataModule (:meth:`~simgan.data.datamodule.SimGANDataModule.real_batch`)
+and moves it to the device itself, so refiner steps read no real image. A loader of
+``{"synthetic": ..., "real": ...}`` pairs (any other data source) works too: its real
+half is used by discriminator steps.
 
 Training scalars go to Lightning only at the steps the logger writes
 (``trainer.log_every_n_steps``): logging them at every step cost 3.7 ms per step
@@ -37,7 +44,7 @@ network and each optimizer step's gradients are all-reduced (``manual_backward``
 logged training scalars are means over the ranks (one all-reduce at each logged step,
 and at every D step when the adaptive K_g rule needs the same D loss on every rank).
 Each rank keeps its own history buffer, and every rank's buffer goes into the
-checkpoint (:mod:`simgan.distributed`).
+checkpoint (:mod:`simgan.checkpoint`).
 """
 
 from __future__ import annotations
@@ -51,16 +58,16 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import Tensor
 
 from simgan.augment import build_diff_augment
-from simgan.distributed import HISTORY_PER_RANK, gather_history, mean_over_ranks, restore_own_history
-from simgan.errors import ConfigError
-from simgan.history import HistoryBuffer
+from simgan.checkpoint import add_training_state, restore_training_state
+from simgan.distributed import mean_over_ranks
 from simgan.ema import WeightEMA
+from simgan.errors import ConfigError, NonFiniteError
+from simgan.history import HistoryBuffer
 from simgan.losses import (REAL, REFINED, check_loss, discriminator_loss, patch_accuracy, r1_penalty,
                            refiner_realism_loss, self_regularization)
-from simgan.reliability.errors import NonFiniteError
 from simgan.reliability.finite import first_nonfinite
-from simgan.reliability.rng import collect_rng_states, restore_rng_states
-from simgan.schedule import DISCRIMINATOR, PHASES, REFINER, PhaseSchedule
+from simgan.reliability.rng import restore_rng_states
+from simgan.schedule import DISCRIMINATOR, REFINER, Phase, PhaseSchedule
 
 
 def _plain(cfg: Any) -> Any:
@@ -75,11 +82,11 @@ class SimGAN(LightningModule):
         discriminator: dict,
         regularizer: dict,
         image_shape: list[int],
-        lambda_reg: float = 1.0,
-        history_size: int = 6400,
-        schedule: dict | None = None,
-        refiner_optimizer: dict | None = None,
-        discriminator_optimizer: dict | None = None,
+        lambda_reg: float,
+        history_size: int,
+        schedule: dict,
+        refiner_optimizer: dict,
+        discriminator_optimizer: dict,
         grad_clip: float | None = None,
         channels_last: bool = False,
         compile: bool = False,
@@ -96,7 +103,7 @@ class SimGAN(LightningModule):
         self.regularizer = instantiate(_plain(regularizer))
         self.history = HistoryBuffer(history_size, tuple(image_shape))
         try:  # their messages name the setting: a user error, not a crash
-            self.schedule = PhaseSchedule(**(_plain(schedule) or {}))
+            self.schedule = PhaseSchedule(**_plain(schedule))
             self.loss = check_loss(loss)
             self.augment = build_diff_augment(_plain(diff_augment))
             ema = _plain(ema) or {}
@@ -107,6 +114,7 @@ class SimGAN(LightningModule):
             raise ConfigError(str(err)) from None
         self.r1_gamma = float(r1_gamma)
         self._rng_to_restore: dict | None = None
+        self.last_saved_step: int | None = None  # global_step of the latest checkpoint built
         self._latest_logs: dict[str, Tensor] = {}  # each training scalar's value at its network's last step
         self.lambda_reg = float(lambda_reg)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -123,9 +131,8 @@ class SimGAN(LightningModule):
 
     # ---------------------------------------------------------------- set-up
     def configure_optimizers(self):
-        default = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-4}
-        opt_r = instantiate(_plain(self.hparams.refiner_optimizer) or default)(self.refiner.parameters())
-        opt_d = instantiate(_plain(self.hparams.discriminator_optimizer) or default)(self.discriminator.parameters())
+        opt_r = instantiate(_plain(self.hparams.refiner_optimizer))(self.refiner.parameters())
+        opt_d = instantiate(_plain(self.hparams.discriminator_optimizer))(self.discriminator.parameters())
         return [opt_r, opt_d]
 
     def setup(self, stage: str) -> None:
@@ -151,16 +158,16 @@ class SimGAN(LightningModule):
     # ---------------------------------------------------------------- training
     def training_step(self, batch: dict, batch_idx: int) -> None:
         synthetic = batch["synthetic"]["image"].contiguous(memory_format=self.memory_format)
-        real = batch["real"]["image"].contiguous(memory_format=self.memory_format)
         phase, network = self.schedule.phase, self.schedule.network
-        if network == REFINER:
-            logs = self._refiner_step(synthetic, adversarial=phase == PHASES[2])
+        if network is REFINER:
+            logs = self._refiner_step(synthetic, adversarial=phase is Phase.ADVERSARIAL)
         else:
+            real = self._real_images(batch).contiguous(memory_format=self.memory_format)
             logs = self._discriminator_step(synthetic, real)
         self._latest_logs.update(logs)
         trainer = self._trainer
         distributed = trainer is not None and trainer.world_size > 1
-        if network == DISCRIMINATOR and self.schedule.adaptive.enabled:
+        if network is DISCRIMINATOR and self.schedule.adapts:
             d_loss = logs["train/d_loss"]
             if distributed:  # the rule must see the same D loss on every rank, or they would step different networks
                 d_loss = mean_over_ranks({"d_loss": d_loss}, trainer.strategy)["d_loss"]
@@ -173,7 +180,7 @@ class SimGAN(LightningModule):
             logs = dict(self._latest_logs)
             if distributed:  # means over the global batch
                 logs = mean_over_ranks(logs, trainer.strategy)
-            logs["train/phase"] = float(PHASES.index(phase))
+            logs["train/phase"] = float(phase.number)
             logs["train/k_g"] = float(self.schedule.k_g)
             self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False, batch_size=synthetic.shape[0])
 
@@ -183,11 +190,22 @@ class SimGAN(LightningModule):
         Lightning writes the values ``on_step`` metrics have at the step it writes, so
         logging the steps in between changes no written row but costs time: 3.7 ms per
         step for our 8-10 values on CPU, where a whole plain step of tiny nets takes ~9 ms
-        (``python -m simgan.bench``, overhead part). Lightning's own monitors ask the same
-        question of the same connector.
+        (``python -m simgan.bench``, overhead part). Every batch makes exactly one
+        optimizer step, so after this step's, ``global_step`` is the 1-based number of the
+        batch, which is what Lightning tests against ``log_every_n_steps`` (and it writes
+        the last step's row when the run stops).
         """
-        connector = getattr(self._trainer, "_logger_connector", None)
-        return True if connector is None else bool(connector.should_update_logs)
+        trainer = self._trainer
+        if trainer is None:
+            return True
+        return trainer.global_step % max(int(trainer.log_every_n_steps), 1) == 0 or bool(trainer.should_stop)
+
+    def _real_images(self, batch: dict) -> Tensor:
+        """This D step's real images: the batch's own real half, else the DataModule's next real batch."""
+        if "real" in batch:
+            return batch["real"]["image"]
+        images = self._trainer.datamodule.real_batch()["image"]
+        return images.to(self.device, non_blocking=images.is_pinned())
 
     def _refiner_step(self, synthetic: Tensor, adversarial: bool) -> dict[str, Tensor]:
         opt_r = self.optimizers()[0]
@@ -287,19 +305,13 @@ class SimGAN(LightningModule):
     # Under DDP Lightning calls these on every rank (rank zero alone writes the file).
     # The RNG states are rank zero's: every rank is seeded alike and draws alike.
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["simgan_schedule"] = self.schedule.state_dict()
-        checkpoint["simgan_rng"] = collect_rng_states()
-        per_rank = gather_history(self.history.images, self.history.filled)  # a collective
-        if per_rank is not None:
-            checkpoint[HISTORY_PER_RANK] = per_rank
+        add_training_state(checkpoint, self.schedule, self.history.images, self.history.filled)  # a collective
+        self.last_saved_step = int(checkpoint.get("global_step", -1))
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if "simgan_schedule" in checkpoint:
-            self.schedule.load_state_dict(checkpoint["simgan_schedule"])
-        self._rng_to_restore = checkpoint.get("simgan_rng")
-        trainer = self._trainer
-        if trainer is not None:  # resuming training (not load_from_checkpoint): each rank its own history
-            restore_own_history(checkpoint, trainer.global_rank, trainer.world_size)
+        trainer = self._trainer  # None for load_from_checkpoint: no rank, the state_dict's history
+        self._rng_to_restore = restore_training_state(
+            checkpoint, self.schedule, trainer.global_rank if trainer else None, trainer.world_size if trainer else None)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # At the first step after a resume, not at load time: what runs in between

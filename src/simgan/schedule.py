@@ -19,29 +19,63 @@ while D wins. At each cycle's end, if D's mean loss in the cycle fell below
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from enum import Enum
 
-REFINER, DISCRIMINATOR = "refiner", "discriminator"
-PHASES = ("refiner_pretrain", "discriminator_pretrain", "adversarial")
+
+class _Named(str, Enum):
+    # a str, printed and formatted as its value: messages and logs say "adversarial"
+    def __str__(self) -> str:
+        return self.value
+
+    __format__ = str.__format__
+
+
+class Phase(_Named):
+    """The three phases, in order; a ``str`` so logs, checkpoints and configs keep their names."""
+
+    REFINER_PRETRAIN = "refiner_pretrain"
+    DISCRIMINATOR_PRETRAIN = "discriminator_pretrain"
+    ADVERSARIAL = "adversarial"
+
+    @property
+    def number(self) -> int:
+        """0, 1, 2: the ``train/phase`` value the loggers plot."""
+        return list(Phase).index(self)
+
+
+class Network(_Named):
+    """The network an optimizer step trains."""
+
+    REFINER = "refiner"
+    DISCRIMINATOR = "discriminator"
+
+
+REFINER, DISCRIMINATOR = Network.REFINER, Network.DISCRIMINATOR
 
 
 @dataclass
 class AdaptiveKg:
-    enabled: bool = False
-    k_g_min: int = 1
-    k_g_max: int = 50
-    d_loss_low: float = 0.5
-    d_loss_high: float = 1.2
+    """The adaptive K_g rule's settings (``model.schedule.adaptive``; values: the config)."""
+
+    enabled: bool
+    k_g_min: int
+    k_g_max: int
+    d_loss_low: float
+    d_loss_high: float
 
 
 @dataclass
 class PhaseSchedule:
-    refiner_pretrain_steps: int = 1000
-    discriminator_pretrain_steps: int = 200
-    adversarial_steps: int = 10000
-    k_g: int = 2
-    k_d: int = 1
-    adaptive: AdaptiveKg = field(default_factory=AdaptiveKg)
+    """Phase lengths, K_g and K_d (``model.schedule`` in ``conf/model/simgan.yaml``, the one
+    place their default values are stated), then the progress through them."""
+
+    refiner_pretrain_steps: int
+    discriminator_pretrain_steps: int
+    adversarial_steps: int
+    k_g: int
+    k_d: int
+    adaptive: AdaptiveKg | dict | None = None  # None: K_g stays fixed
     # progress: everything below is state, saved and restored with the run
     step: int = 0
     cycle_pos: int = 0
@@ -53,6 +87,7 @@ class PhaseSchedule:
     def __post_init__(self):
         if isinstance(self.adaptive, dict):
             self.adaptive = AdaptiveKg(**self.adaptive)
+        self.adapts = self.adaptive is not None and bool(self.adaptive.enabled)
         for name in ("refiner_pretrain_steps", "discriminator_pretrain_steps", "adversarial_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"model.schedule.{name} must be >= 0, got {getattr(self, name)}")
@@ -64,27 +99,32 @@ class PhaseSchedule:
     def total_steps(self) -> int:
         return self.refiner_pretrain_steps + self.discriminator_pretrain_steps + self.adversarial_steps
 
-    @property
-    def phase(self) -> str:
-        if self.step < self.refiner_pretrain_steps:
-            return PHASES[0]
-        if self.step < self.refiner_pretrain_steps + self.discriminator_pretrain_steps:
-            return PHASES[1]
-        return PHASES[2]
+    def phase_of(self, step: int) -> Phase:
+        """The phase step number ``step`` (counted from 0) runs in."""
+        if step < self.refiner_pretrain_steps:
+            return Phase.REFINER_PRETRAIN
+        if step < self.refiner_pretrain_steps + self.discriminator_pretrain_steps:
+            return Phase.DISCRIMINATOR_PRETRAIN
+        return Phase.ADVERSARIAL
 
     @property
-    def network(self) -> str:
+    def phase(self) -> Phase:
+        """The phase of the step about to run."""
+        return self.phase_of(self.step)
+
+    @property
+    def network(self) -> Network:
         """Which network the current step trains."""
         phase = self.phase
-        if phase == PHASES[0]:
+        if phase is Phase.REFINER_PRETRAIN:
             return REFINER
-        if phase == PHASES[1]:
+        if phase is Phase.DISCRIMINATOR_PRETRAIN:
             return DISCRIMINATOR
         return REFINER if self.cycle_pos < self.k_g else DISCRIMINATOR
 
     def advance(self, d_loss: float | None = None) -> None:
         """Marks the current step done (pass D's loss after a discriminator step)."""
-        network, adversarial = self.network, self.phase == PHASES[2]
+        network, adversarial = self.network, self.phase is Phase.ADVERSARIAL
         if network == REFINER:
             self.refiner_steps += 1
         else:
@@ -101,7 +141,7 @@ class PhaseSchedule:
             self._adapt_k_g()
 
     def _adapt_k_g(self) -> None:
-        if self.adaptive.enabled and self.cycle_d_steps:
+        if self.adapts and self.cycle_d_steps:
             mean_d_loss = self.cycle_d_loss_sum / self.cycle_d_steps
             if mean_d_loss < self.adaptive.d_loss_low:
                 self.k_g = min(self.k_g + 1, self.adaptive.k_g_max)
@@ -117,7 +157,7 @@ class PhaseSchedule:
         run may be given a longer schedule. An adapted K_g is progress and is kept."""
         for key in _PROGRESS:
             setattr(self, key, state[key])
-        if self.adaptive.enabled:
+        if self.adapts:
             self.k_g = state["k_g"]
 
 

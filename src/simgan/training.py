@@ -26,22 +26,21 @@ from pathlib import Path
 
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from simgan.errors import ConfigError
+from simgan.errors import ConfigError, NonFiniteError, TrainingInterrupted
+from simgan.checkpoint import check_resumable, step_description
 from simgan.reliability.checkpoint_io import trainer_plugins
-from simgan.reliability.errors import NonFiniteError, TrainingInterrupted
-from simgan.reliability.resume import check_resumable, interrupted_message, last_good_checkpoint, resolve_ckpt_path
+from simgan.reliability.resume import interrupted_message, last_good_checkpoint, resolve_ckpt_path
 from simgan.reliability.shutdown import GracefulShutdown
 from simgan.reliability.wandb_guard import go_offline_if_unusable
+from simgan.utils.heap import keep_freed_memory
+from simgan.utils.instantiators import instantiate_group
 from simgan.validate import check_model_fits_data, check_settings, warn_if_precision_is_slow_here
 
 log = logging.getLogger("simgan")
-
-
-def _instantiate_all(group: DictConfig | None) -> list:
-    return [instantiate(c) for c in (group or {}).values() if isinstance(c, DictConfig) and "_target_" in c]
 
 
 # Our checkpoints are written between steps (the post-step state is what a resume needs),
@@ -55,6 +54,7 @@ warnings.filterwarnings("ignore", message="`broadcast_buffers` is deprecated", c
 
 def train(cfg: DictConfig) -> dict[str, float]:
     check_settings(cfg)
+    keep_freed_memory()  # activations are not page-faulted in again at every step
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data, _recursive_=True)
@@ -64,11 +64,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), paths.get("log_dir", "logs"), cfg.get("task_name", "train"))
     if ckpt_path is not None:
         check_resumable(ckpt_path, model)
-    callbacks = _instantiate_all(cfg.get("callbacks"))
+    callbacks = instantiate_group(cfg.get("callbacks"))
     go_offline_if_unusable(cfg.get("logger"))
-    loggers = _instantiate_all(cfg.get("logger"))
+    loggers = instantiate_group(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
-                          max_steps=model.schedule.total_steps, plugins=trainer_plugins(cfg.trainer),
+                          max_steps=model.schedule.total_steps, plugins=trainer_plugins(cfg.trainer, step_description),
                           use_distributed_sampler=not getattr(datamodule, "shards_itself", False))
     _refuse_relaunch_inside_sweep(trainer)
     warn_if_precision_is_slow_here(trainer.strategy.root_device.type, str(cfg.trainer.get("precision")))
@@ -105,7 +105,7 @@ def _save_final_checkpoint(trainer: L.Trainer) -> None:
     if ckpt is None or ckpt.dirpath is None or not ckpt.save_last:
         return
     path = os.path.join(ckpt.dirpath, "last.ckpt")
-    if getattr(ckpt, "_last_global_step_saved", None) == trainer.global_step and os.path.exists(path):
+    if getattr(trainer.lightning_module, "last_saved_step", None) == trainer.global_step and os.path.exists(path):
         return
     trainer.save_checkpoint(path)
     ckpt.last_model_path = path
@@ -143,10 +143,9 @@ def _summary(trainer: L.Trainer, metrics: dict[str, float]) -> str:
         if getattr(cb, "last_path", None):
             lines.append(f"  image grids: {Path(cb.last_path).parent}/ (latest: {Path(cb.last_path).name})")
     for logger in trainer.loggers:
-        name = type(logger).__name__
-        if name == "CSVLogger":
+        if isinstance(logger, CSVLogger):
             lines.append(f"  metrics:     {Path(logger.log_dir) / 'metrics.csv'}")
-        elif name == "WandbLogger":
+        elif isinstance(logger, WandbLogger):
             run_dir = getattr(logger.experiment, "dir", None) or logger.save_dir
             lines.append(f"  W&B run:     {Path(run_dir).parent} (offline: `wandb sync` it to upload)")
     shown = {k: round(v, 4) for k, v in sorted(metrics.items()) if k.startswith("val/")}

@@ -7,8 +7,8 @@
    a plain PyTorch loop, the same maths as :class:`simgan.module.SimGAN`;
 2. ``platform_loop``: the LightningModule driven by a ``Trainer``;
 3. ``pipeline``: HDF5 stores -> DataModule with workers -> batches/s;
-4. ``refine_export``: refine export against the bare refiner forward
-   (:func:`simgan.export.bench.bench_refine`);
+4. ``refine_export``: refine export against the bare refiner forward, and its peak
+   memory per store size in fresh processes (``refine_memory``);
 
 for each variant of fast paths (``settings``: eager, channels_last, torch.compile, bf16
 autocast, fused optimizers and combinations), interleaved and repeated

@@ -1,10 +1,12 @@
-"""``python -m simgan.bench``: the platform against a plain PyTorch loop, and the fast paths.
+"""``python -m simgan.bench``: the platform against a plain PyTorch loop, the fast paths, the data layer.
 
-    python -m simgan.bench --quick                          # small setting, ~1 min on 2 CPU cores
+    python -m simgan.bench --quick                          # small setting, a few min on 2 CPU cores
     python -m simgan.bench                                  # paper gaze nets, batch 64, 35x55, CPU
     python -m simgan.bench --device cuda                    # batch 512 on a GPU
     python -m simgan.bench --variants eager compile+channels_last --repeats 5
     python -m simgan.bench --parts train --threads 1 --out logs/bench/one-thread
+    python -m simgan.bench --quick --parts refine           # refine export vs bare forward, peak memory
+    python -m simgan.bench --parts scale                    # 1.2M-eye and 224x224 depth stores, streamed
 
 See docs/benchmark.md for what each row means.
 """
@@ -38,7 +40,10 @@ def parse(argv: list[str]) -> BenchSettings:
     p.add_argument("--pipeline-workers", type=int)
     p.add_argument("--pipeline-images", type=int)
     p.add_argument("--pipeline-batches", type=int)
-    p.add_argument("--refine-batches", type=int)
+    p.add_argument("--refine-batches", type=int, help="the refine export's store, in batches")
+    p.add_argument("--refine-repeats", type=int, help="alternating bare forward / export runs")
+    p.add_argument("--refine-memory-scales", type=int, nargs="*",
+                   help="peak memory of stores this many times the refine store, each in a fresh process (none: skip)")
     p.add_argument("--history-size", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--out", help="output folder (default logs/bench/<date>_<time>/)")
@@ -49,13 +54,15 @@ def parse(argv: list[str]) -> BenchSettings:
     if args.size:
         s.height, s.width_px = args.size
     for key in ("batch", "channels", "width", "blocks", "repeats", "steps", "warmup", "optimizer", "device", "threads",
-                "pipeline_workers", "pipeline_images", "pipeline_batches", "refine_batches", "history_size", "seed",
-                "out"):
+                "pipeline_workers", "pipeline_images", "pipeline_batches", "refine_batches", "refine_repeats",
+                "history_size", "seed", "out"):
         if getattr(args, key) is not None:
             setattr(s, key, getattr(args, key))
     for key in ("variants", "parts"):
         if getattr(args, key):
             setattr(s, key, tuple(getattr(args, key)))
+    if args.refine_memory_scales is not None:
+        s.refine_memory_scales = tuple(args.refine_memory_scales)
     s.parsed_variants()  # fail now on a misspelt fast path, not after minutes of measuring
     return s
 

@@ -13,7 +13,7 @@ ceiling / plain eager is the largest speedup any mix of these fast paths can bri
 On a GPU this is also the "fraction of the measured bf16 conv peak" each variant
 reaches.
 
-A slow path (bf16 on a CPU without native bf16, 12-25x slower than fp32 on AVX2) is
+A slow path (bf16 on a CPU without native bf16, ~14x slower than fp32 on AVX2) is
 timed once after one warm-up call, so the measurement stays within seconds.
 """
 

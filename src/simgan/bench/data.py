@@ -1,4 +1,5 @@
-"""The benchmark's data: the same batches for every loop, and HDF5 stores for the pipeline.
+"""The benchmark's data: the same batches for every loop, and HDF5 stores of rendered eyes
+for the pipeline and the refine export.
 
 Training throughput is measured on batches already in memory, handed out by a
 ``DataLoader`` (``batch_size=None``, no workers) per stream, so the plain loop and the
@@ -63,16 +64,18 @@ def loaders(batches: dict[str, list[Tensor]], length: int) -> dict[str, DataLoad
     return {name: DataLoader(PreBatched(b, length), batch_size=None) for name, b in batches.items()}
 
 
-def write_stores(root: Path, n: int, image_shape: tuple[int, int, int], seed: int = 0) -> dict[str, Path]:
-    """A labeled synthetic store and an unlabeled real store of ``n`` images each."""
+def eye_store(path: Path, n: int, image_shape: tuple[int, int, int], seed: int = 0, labeled: bool = True) -> Path:
+    """A store of ``n`` rendered eyes (with their gaze and pupil labels when ``labeled``)."""
     c, h, w = image_shape
     rendered = min(n, 512)  # rendering is the slow part; tiles of it compress alike
-    synthetic, labels = render_eyes(rendered, height=h, width=w, seed=seed)
-    real, _ = render_eyes(rendered, height=h, width=w, seed=seed + 1)
+    images, labels = render_eyes(rendered, height=h, width=w, seed=seed)
     reps = -(-n // rendered)
     tile = lambda a: np.concatenate([a] * reps)[:n]  # noqa: E731
-    paths = {"synthetic": root / "synthetic.h5", "real": root / "real.h5"}
-    write_store(paths["synthetic"], tile(synthetic[:, :1].repeat(c, axis=1)), {k: tile(v) for k, v in labels.items()},
-                overwrite=True)
-    write_store(paths["real"], tile(real[:, :1].repeat(c, axis=1)), overwrite=True)
-    return paths
+    return write_store(path, tile(images[:, :1].repeat(c, axis=1)),
+                       {k: tile(v) for k, v in labels.items()} if labeled else None, overwrite=True)
+
+
+def write_stores(root: Path, n: int, image_shape: tuple[int, int, int], seed: int = 0) -> dict[str, Path]:
+    """A labeled synthetic store and an unlabeled real store of ``n`` images each."""
+    return {"synthetic": eye_store(root / "synthetic.h5", n, image_shape, seed),
+            "real": eye_store(root / "real.h5", n, image_shape, seed + 1, labeled=False)}

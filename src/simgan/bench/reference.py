@@ -28,13 +28,17 @@ from simgan.schedule import DISCRIMINATOR, REFINER
 
 
 def net_configs(s: BenchSettings) -> dict[str, dict]:
-    """The nets as ``_target_`` configs (what the platform's module is given)."""
+    """The nets as ``_target_`` configs (what the platform's module is given).
+
+    Only the run's sizes are set here (channels; the refiner's width and blocks): every
+    other hyper-parameter, the discriminator's widths included, is the model class's
+    default, the paper's gaze nets (Appendix A).
+    """
     c = s.channels
     return {
         "refiner": {"_target_": "simgan.models.refiner.Refiner", "channels": c, "width": s.width,
-                    "num_blocks": s.blocks, "kernel_size": 3},
-        "discriminator": {"_target_": "simgan.models.discriminator.LocalDiscriminator", "channels": c,
-                          "widths": [96, 64, 32, 32]},
+                    "num_blocks": s.blocks},
+        "discriminator": {"_target_": "simgan.models.discriminator.LocalDiscriminator", "channels": c},
         "regularizer": {"_target_": "simgan.regularizers.identity.Identity"},
     }
 

@@ -13,7 +13,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-TARGETS = {"platform_vs_plain": 0.95, "best_vs_eager": 3.0, "pipeline_vs_training": 10.0, "refine_vs_forward": 0.9}
+from simgan.bench.refine_export import refine_markdown, refine_setting
+from simgan.bench.scale import scale_markdown
+
+TARGETS = {"platform_vs_plain": 0.95, "best_vs_eager": 3.0, "pipeline_vs_training": 10.0, "refine_vs_forward": 0.9,
+           # images/s: a streamed paper-scale eye store with 2 workers; a 224x224 depth store
+           "streamed_eyes_images_per_s": 30_000, "streamed_depth_images_per_s": 2_000}
 
 
 def _f(value, digits: int = 1) -> str:
@@ -51,8 +56,20 @@ def targets(results: dict) -> dict:
                                        "detail": f"{pipe['workers_for_target']} workers vs {train['best']} steps/s"}
     refine = results.get("refine")
     if refine:
-        out["refine_vs_forward"] = {"value": refine.get("ratio"), "target": TARGETS["refine_vs_forward"],
-                                    "detail": "simgan.export.bench" if refine["measured"] else refine["reason"]}
+        out["refine_vs_forward"] = {"value": refine["ratio"], "target": TARGETS["refine_vs_forward"],
+                                    "detail": f"best export / best bare forward, {refine_setting(refine)}"}
+    scale = results.get("scale")
+    if scale:
+        for store, key in (("eyes", "streamed_eyes_images_per_s"), ("depth", "streamed_depth_images_per_s")):
+            best = max(scale["streamed"][store], key=lambda r: r["workers"])
+            size = scale["sizes"]["eyes" if store == "eyes" else "crops"]
+            out[key] = {"value": best["images_per_s"], "target": TARGETS[key],
+                        "detail": f"{size:,} {'eyes' if store == 'eyes' else 'depth crops'}, chunk-aware order, "
+                                  f"{best['workers']} workers"}
+        out["render_peak_rss_below_1_gb"] = {
+            "value": 1024 / scale["render_eyes"]["peak_rss_mb"], "target": 1.0,
+            "detail": f"1 GiB / peak RSS of rendering {scale['render_eyes']['n']:,} eyes "
+                      f"({scale['render_eyes']['peak_rss_mb']:,.0f} MB)"}
     for t in out.values():
         t["met"] = None if t["value"] is None else bool(t["value"] >= t["target"])
     return out
@@ -162,15 +179,10 @@ def markdown(results: dict) -> str:
             lines.append(f"| {run['workers']} | {_f(run['batches_per_s'])} | {_f(run['images_per_s'])} | "
                          f"{_f(run['batches_per_s'] / pipe['training_steps_per_s'])}x |")
         lines += ["", f"Training consumption: {pipe['training_steps_per_s']:.2f} steps/s ({pipe['training_from']}).", ""]
-    refine = results.get("refine")
-    if refine:
-        lines += ["## Refine export vs bare refiner forward", ""]
-        if refine["measured"]:
-            lines += ["| bare forward img/s | export img/s | ratio |", "|---|---|---|",
-                      f"| {_f(refine['bare_forward_images_per_s'])} | {_f(refine['export_images_per_s'])} | "
-                      f"{_f(refine['ratio'], 3)} |", ""]
-        else:
-            lines += [f"Not measured: {refine['reason']}.", ""]
+    if results.get("refine"):
+        lines += refine_markdown(results["refine"])
+    if results.get("scale"):
+        lines += [scale_markdown(results["scale"])]
     lines += ["## Targets", "", "| target | value | needed | met |", "|---|---|---|---|"]
     for name, t in results["targets"].items():
         met = "n/a" if t["met"] is None else ("yes" if t["met"] else "**no**")

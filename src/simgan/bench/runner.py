@@ -18,6 +18,7 @@ from simgan.bench.machine import describe
 from simgan.bench.overhead import bench_overhead, implied_ratio
 from simgan.bench.pipeline import bench_pipeline
 from simgan.bench.refine_export import bench_export
+from simgan.bench.scale import run_scale
 from simgan.bench.settings import BenchSettings
 from simgan.bench.train_bench import bench_training
 
@@ -46,7 +47,7 @@ def _training_steps_per_s(train: dict) -> tuple[float, str]:
 def _without_slow_bf16(s: BenchSettings, ceiling: dict) -> tuple[BenchSettings, dict[str, str]]:
     """Leaves out the bf16 variants where bf16 convolutions run at under half the fp32 rate.
 
-    Without native bf16 (AVX2 CPUs) oneDNN converts and computes in fp32, 12-25x slower:
+    Without native bf16 (AVX2 CPUs) oneDNN converts and computes in fp32, ~14x slower (the main convolution):
     one timed window would take many minutes and could only confirm what the ceiling
     already measured.
     """
@@ -106,10 +107,16 @@ def run_benchmark(s: BenchSettings, command: str = "python -m simgan.bench", log
                 pipe["vs_training"] = runs[0]["batches_per_s"] / pipe["training_steps_per_s"]
             results["pipeline"] = pipe
         if "refine" in s.parts:
-            log("refine export vs bare forward:")
-            results["refine"] = bench_export(s, str(tmp))
-            log("  " + (f"ratio {results['refine']['ratio']:.3f}" if results["refine"]["measured"]
-                        else f"not measured: {results['refine']['reason']}"))
+            log(f"refine export vs bare forward ({s.batch * s.refine_batches} images, batch {s.batch}, "
+                f"refiner {s.blocks} blocks of {s.width}):")
+            (tmp / "refine").mkdir()
+            refine = results["refine"] = bench_export(s, tmp / "refine")
+            log(f"  ratio {refine['ratio']:.3f} (best export / best bare), paired median "
+                f"{refine['paired_ratio_median']:.3f}, CPU time {refine['cpu_ratio']:.3f}")
+        if "scale" in s.parts:
+            log(f"data at scale ({'quick' if s.scale_quick else 'paper scale'}: stores written in {tmp}):")
+            results["scale"] = run_scale(quick=s.scale_quick, root=tmp, sizes=s.scale_sizes,
+                                         progress=lambda message: log(f"  {message}"))
     eager = results.get("train", {}).get("variants", {}).get("eager", {}).get("plain", {})
     results["ceiling"]["summary"] = conv_ceiling.summarize(results["ceiling"], results["flops"]["refiner_step"],
                                                            eager.get("refiner_images_per_s"))

@@ -17,11 +17,15 @@ fused           ``Adam(fused=True)``                  ``model.*_optimizer.fused=
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import asdict, dataclass, field
 
+from simgan.models.refiner import Refiner
+
 FAST_PATHS = ("compile", "channels_last", "bf16", "fused")
-PARTS = ("train", "overhead", "pipeline", "refine")
+PARTS = ("train", "overhead", "pipeline", "refine", "scale")
 DEFAULT_VARIANTS = ("eager", "channels_last", "compile", "bf16", "fused", "compile+channels_last+fused")
+_REFINER = inspect.signature(Refiner).parameters
 
 
 @dataclass(frozen=True)
@@ -51,8 +55,8 @@ class BenchSettings:
     height: int = 35
     width_px: int = 55
     channels: int = 1
-    width: int = 64  # refiner feature maps (paper gaze: 64)
-    blocks: int = 4  # refiner ResNet blocks (paper gaze: 4)
+    width: int = _REFINER["width"].default  # refiner feature maps (the model's default: paper gaze)
+    blocks: int = _REFINER["num_blocks"].default  # refiner ResNet blocks (likewise)
     repeats: int = 3
     steps: int = 4  # timed steps per network per window
     warmup: int = 1  # untimed K_g:K_d cycles at the start of every window
@@ -66,7 +70,11 @@ class BenchSettings:
     pipeline_images: int = 4096  # per stream, in the HDF5 stores of the pipeline benchmark
     pipeline_workers: int = 2
     pipeline_batches: int = 60
-    refine_batches: int = 40
+    refine_batches: int = 40  # the refine export's store, in batches
+    refine_repeats: int = 3  # alternating bare forward / export runs
+    refine_memory_scales: tuple[int, ...] = (1, 2)  # peak memory of stores this many times that, fresh processes
+    scale_quick: bool = False  # the scale part's small stores (60,000 eyes, 2,000 crops) instead of paper scale
+    scale_sizes: dict = field(default_factory=dict)  # or any of its sizes set (simgan.bench.scale.FULL's keys)
     parts: tuple[str, ...] = PARTS
     out: str | None = None
     extra: dict = field(default_factory=dict)
@@ -93,7 +101,8 @@ class BenchSettings:
 def quick(**overrides) -> BenchSettings:
     """The small setting (``--quick``): a slim refiner at the paper's 35x55, minutes on 2 CPU cores."""
     base = dict(batch=16, width=32, blocks=2, repeats=3, steps=3, warmup=1, pipeline_images=2048,
-                pipeline_batches=40, refine_batches=20)
+                pipeline_batches=40, refine_batches=100, refine_repeats=7, refine_memory_scales=(1, 4),
+                scale_quick=True)
     base.update(overrides)
     return BenchSettings(**base)
 

@@ -42,12 +42,14 @@ from lightning.pytorch.callbacks import ModelSummary as LightningModelSummary
 from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
 from lightning.pytorch.utilities.model_summary.model_summary import _format_summary_table
 
+from simgan.schedule import Phase
+
 log = logging.getLogger("simgan")
 
 PHASE_NAMES = {
-    "refiner_pretrain": "refiner pretraining",
-    "discriminator_pretrain": "discriminator pretraining",
-    "adversarial": "adversarial",
+    Phase.REFINER_PRETRAIN: "refiner pretraining",
+    Phase.DISCRIMINATOR_PRETRAIN: "discriminator pretraining",
+    Phase.ADVERSARIAL: "adversarial",
 }
 # (shown name, key in the module's _latest_logs)
 SHOWN = (("R loss", "train/r_loss"), ("D loss", "train/d_loss"),
@@ -77,14 +79,8 @@ def phase_name(pl_module: Any, finished: bool = False) -> str:
     schedule = getattr(pl_module, "schedule", None)
     if schedule is None:
         return "training"
-    if not finished or schedule.step == 0:
-        return PHASE_NAMES.get(schedule.phase, "training")
-    done = schedule.step - 1
-    if done < schedule.refiner_pretrain_steps:
-        return PHASE_NAMES["refiner_pretrain"]
-    if done < schedule.refiner_pretrain_steps + schedule.discriminator_pretrain_steps:
-        return PHASE_NAMES["discriminator_pretrain"]
-    return PHASE_NAMES["adversarial"]
+    phase = schedule.phase if not finished or schedule.step == 0 else schedule.phase_of(schedule.step - 1)
+    return PHASE_NAMES.get(phase, "training")
 
 
 def scores(pl_module: Any) -> dict[str, float]:

@@ -1,7 +1,8 @@
 """Every N steps, a grid of fixed validation samples: synthetic | refined | real.
 
 The same synthetic and real images are used at every step, so successive grids show
-how refinement evolves. Saved as PNG under ``<run dir>/images/`` and, when a W&B
+how refinement evolves: the first ``n_images`` of each validation split, topped up from
+training (:func:`simgan.data.subsets.first_images`). Saved as PNG under ``<run dir>/images/`` and, when a W&B
 logger is attached, logged there as ``images/refined_grid`` (``WandbLogger.log_image``:
 ``logger.experiment.add_image`` is TensorBoard-only). Only rank zero writes.
 """
@@ -14,24 +15,23 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import WandbLogger
 
+from simgan.data.subsets import first_images
 from simgan.utils.image_grid import save_grid
 
 
 class RefinedImageGrid(Callback):
-    def __init__(self, every_n_steps: int = 200, num_images: int = 16, dirpath: str | None = None):
+    def __init__(self, every_n_steps: int = 200, n_images: int = 16, dirpath: str | None = None):
         self.every_n_steps = every_n_steps
-        self.num_images = num_images
+        self.n_images = n_images
         self.dirpath = dirpath
         self.synthetic: torch.Tensor | None = None
         self.real: torch.Tensor | None = None
         self.last_path: Path | None = None
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        dm = trainer.datamodule
-        pick = lambda ds: torch.stack([ds[i]["image"] for i in range(min(self.num_images, len(ds)))])  # noqa: E731
-        splits = dm.splits
-        self.synthetic = pick(splits["synthetic_val"] if len(splits["synthetic_val"]) else splits["synthetic_train"])
-        self.real = pick(splits["real_val"] if len(splits["real_val"]) else splits["real_train"])
+        splits = trainer.datamodule.splits
+        self.synthetic, _ = first_images(splits, "synthetic", self.n_images)
+        self.real, _ = first_images(splits, "real", self.n_images)
         if self.dirpath is None:
             self.dirpath = str(Path(trainer.default_root_dir) / "images")
 

@@ -8,7 +8,8 @@ can optimize it (``optimized_metric``):
 - ``val/c2st_refined``: the paper's realism test (Sec. 3.1 "visual Turing test", where
   people scored 51.7% on refined eyes) with a fresh CNN for the subject
   (:func:`simgan.metrics.c2st.c2st`): held-out accuracy telling the refined versions of
-  ``num_images`` fixed synthetic validation images from ``num_images`` fixed real ones.
+  ``n_images`` fixed synthetic validation images from ``n_images`` fixed real ones
+  (:func:`simgan.data.subsets.first_images`: validation first, topped up from training).
   0.5 = indistinguishable. Same images and same seed every time, so a change is the
   refiner's doing.
 - ``val/c2st_synthetic``: the same test on the raw synthetic images, computed once at fit
@@ -16,10 +17,11 @@ can optimize it (``optimized_metric``):
 - ``val/pupil_shift_px``, ``val/gaze_drift_deg`` (data labels ``pupil`` and ``gaze``):
   label preservation (Sec. 3.1, Eq. 4 self-regularization; the paper measured 1.1 px by
   hand) against a small pupil/gaze estimator trained ONCE at fit start on the synthetic
-  training stream (:func:`simgan.metrics.pupil.fit_label_regressor`).
+  training stream (:func:`simgan.metrics.pupil.fit_label_regressor`, read by
+  :func:`simgan.metrics.pupil.label_shift`).
 - ``val/label_flip`` (a class label such as ``digit``): the share of images whose class,
   as read by a small classifier trained once at fit start on synthetic images, changes
-  under refinement (:func:`simgan.metrics.downstream.fit_classifier`).
+  under refinement (:func:`simgan.metrics.downstream.label_flip`).
 - ``val/realism_gap`` (lower is better), the proxy to monitor::
 
       realism_gap = 2 * |c2st_refined - 0.5|            # 0: indistinguishable, 1: fully separable
@@ -28,8 +30,13 @@ can optimize it (``optimized_metric``):
 
   The label terms keep the proxy from rewarding a refiner that wins realism by
   rewriting the content (the failure self-regularization exists to prevent).
-- ``val/realism_seconds``: what the measurement cost (bounded by ``c2st_time_budget_s``
-  plus one refiner forward on ``num_images``).
+- ``val/realism_seconds``: what the measurement cost (bounded by ``c2st.time_budget_s``
+  plus one refiner forward on ``n_images``).
+
+Settings (``conf/callbacks/realism.yaml``) use ``conf/evaluate.yaml``'s names, so one
+word means one knob in both: ``n_images``; ``c2st.max_epochs``, ``c2st.time_budget_s``;
+``labels.fit_images``, ``labels.steps``, ``labels.time_budget_s``, ``labels.width`` for the
+pupil/gaze estimator, and ``labels.class_label``, ``labels.epochs`` for the classifier.
 
 Rank zero computes (one CNN, no collectives); the values are broadcast and every rank
 logs the same numbers with ``sync_dist=False`` (nothing to reduce: they are equal), so
@@ -41,45 +48,45 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import Tensor
 
-from simgan.metrics._common import predict
+from simgan.data.subsets import first_images, stack
+from simgan.errors import ConfigError
 from simgan.metrics.c2st import c2st
-from simgan.metrics.downstream import fit_classifier
-from simgan.metrics.pupil import angle_deg, fit_label_regressor
+from simgan.metrics.downstream import fit_classifier, label_flip
+from simgan.metrics.pupil import fit_label_regressor, label_shift
 
 log = logging.getLogger("simgan")
 EYE_LABELS = ("pupil", "gaze")
+# The knobs of conf/evaluate.yaml's c2st and labels groups, under the same names.
+C2ST_DEFAULTS = {"max_epochs": 5, "time_budget_s": 5.0}
+LABEL_DEFAULTS = {"fit_images": 2000, "steps": 150, "time_budget_s": 15.0, "width": 8, "class_label": "digit",
+                  "epochs": 2}
 
 
-def _take(first, second, n: int, labels=()) -> tuple[Tensor, dict[str, Tensor]]:
-    """The first ``n`` samples of ``first`` then ``second`` (validation, topped up from training)."""
-    picked = [first[i] for i in range(min(n, len(first)))]
-    picked += [second[i] for i in range(min(n - len(picked), len(second)))]
-    images = torch.stack([s["image"] for s in picked])
-    return images, {k: torch.stack([s[k] for s in picked]) for k in labels}
-
-
-def _last(dataset, n: int, labels) -> tuple[Tensor, dict[str, Tensor]]:
-    """The last ``n`` samples (the fixed validation images come from the front)."""
-    picked = [dataset[i] for i in range(max(0, len(dataset) - n), len(dataset))]
-    return torch.stack([s["image"] for s in picked]), {k: torch.stack([s[k] for s in picked]) for k in labels}
+def _settings(group: str, given: Mapping | None, defaults: dict) -> dict:
+    unknown = set(given or {}) - set(defaults)
+    if unknown:
+        raise ConfigError(f"callbacks.realism.{group}: unknown key(s) {sorted(unknown)}; known: {sorted(defaults)}")
+    return {**defaults, **(given or {})}
 
 
 class ValidationRealism(Callback):
-    def __init__(self, num_images: int = 256, c2st_epochs: int = 5, c2st_time_budget_s: float = 5.0,
-                 label_fit_images: int = 2000, label_fit_steps: int = 150, label_fit_time_budget_s: float = 15.0,
-                 label_width: int = 8, class_label: str | None = "digit", classifier_epochs: int = 2,
+    """See the module docstring. ``c2st`` and ``labels`` override :data:`C2ST_DEFAULTS` and
+    :data:`LABEL_DEFAULTS` key by key."""
+
+    def __init__(self, n_images: int = 256, c2st: Mapping | None = None, labels: Mapping | None = None,
                  pupil_weight: float = 0.1, flip_weight: float = 1.0, seed: int = 0, show_progress: bool = False):
-        self.num_images = int(num_images)
-        self.c2st_kw = {"max_epochs": int(c2st_epochs), "time_budget_s": c2st_time_budget_s, "seed": seed}
-        self.label_fit = {"images": int(label_fit_images), "steps": int(label_fit_steps),
-                          "time_budget_s": label_fit_time_budget_s, "width": int(label_width),
-                          "epochs": int(classifier_epochs)}
-        self.class_label = class_label
+        self.n_images = int(n_images)
+        c2st_cfg = _settings("c2st", c2st, C2ST_DEFAULTS)
+        self.c2st_kw = {"max_epochs": int(c2st_cfg["max_epochs"]), "time_budget_s": c2st_cfg["time_budget_s"],
+                        "seed": seed}
+        self.labels = _settings("labels", labels, LABEL_DEFAULTS)
+        self.class_label = self.labels["class_label"]
         self.pupil_weight = float(pupil_weight)
         self.flip_weight = float(flip_weight)
         self.seed = int(seed)
@@ -93,31 +100,32 @@ class ValidationRealism(Callback):
     # ------------------------------------------------------------------ fit start: once
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         splits = trainer.datamodule.splits
-        labels = tuple(trainer.datamodule.labels)
-        self.synthetic, _ = _take(splits["synthetic_val"], splits["synthetic_train"], self.num_images)
-        self.real, _ = _take(splits["real_val"], splits["real_train"], self.num_images)
-        if set(EYE_LABELS) <= set(labels):
+        data_labels = set(trainer.datamodule.labels)
+        self.synthetic, _ = first_images(splits, "synthetic", self.n_images)
+        self.real, _ = first_images(splits, "real", self.n_images)
+        if set(EYE_LABELS) <= data_labels:
             self.label_kind = "eyes"
-        elif self.class_label and self.class_label in labels:
+        elif self.class_label and self.class_label in data_labels:
             self.label_kind = "class"
         if not trainer.is_global_zero:
             return
         started = time.monotonic()
         device = pl_module.device
+        fit = self.labels
         with torch.inference_mode(False), torch.enable_grad():
             if self.label_kind is not None:
-                names = EYE_LABELS if self.label_kind == "eyes" else (self.class_label,)
-                x, y = _last(splits["synthetic_train"], self.label_fit["images"], names)
+                # the last training images: the fixed validation images come from the front
+                train = splits["synthetic_train"]
+                x, y = stack(train, max(0, len(train) - int(fit["fit_images"])), len(train), "read synthetic (fit)")
                 if self.label_kind == "eyes":
                     self.label_model = fit_label_regressor(
-                        x, y, seed=self.seed, steps=self.label_fit["steps"], batch_size=32,
-                        time_budget_s=self.label_fit["time_budget_s"], width=self.label_fit["width"],
-                        device=device, show_progress=self.show_progress)
+                        x, {k: y[k] for k in EYE_LABELS}, seed=self.seed, steps=int(fit["steps"]), batch_size=32,
+                        time_budget_s=fit["time_budget_s"], width=int(fit["width"]), device=device,
+                        show_progress=self.show_progress)
                 else:
                     self.label_model = fit_classifier(
-                        x, y[self.class_label], seed=self.seed, epochs=self.label_fit["epochs"],
-                        time_budget_s=self.label_fit["time_budget_s"], device=device,
-                        show_progress=self.show_progress)
+                        x, y[self.class_label], seed=self.seed, epochs=int(fit["epochs"]),
+                        time_budget_s=fit["time_budget_s"], device=device, show_progress=self.show_progress)
             self.baseline = c2st(self.real, self.synthetic, device=device, show_progress=self.show_progress,
                                  **self.c2st_kw)["accuracy"]
         log.info("validation realism: %d synthetic / %d real images, %s label estimator, synthetic C2ST %.3f "
@@ -153,14 +161,12 @@ class ValidationRealism(Callback):
         values = {"val/c2st_refined": acc, "val/c2st_synthetic": self.baseline}
         gap = 2.0 * abs(acc - 0.5)
         if self.label_kind == "eyes":
-            before, after = predict(self.label_model, self.synthetic), predict(self.label_model, refined)
-            values["val/pupil_shift_px"] = float((after[:, :2] - before[:, :2]).norm(dim=1).mean())
-            values["val/gaze_drift_deg"] = float(angle_deg(before[:, 2:], after[:, 2:]).mean())
+            shift = label_shift(self.label_model, self.synthetic, refined, batch_size=512)
+            values["val/pupil_shift_px"] = shift["pupil_shift_px_mean"]
+            values["val/gaze_drift_deg"] = shift["gaze_drift_deg_mean"]
             gap += self.pupil_weight * values["val/pupil_shift_px"]
         elif self.label_kind == "class":
-            before = predict(self.label_model, self.synthetic).argmax(1)
-            after = predict(self.label_model, refined).argmax(1)
-            values["val/label_flip"] = float((before != after).float().mean())
+            values["val/label_flip"] = label_flip(self.label_model, self.synthetic, refined)
             gap += self.flip_weight * values["val/label_flip"]
         values["val/realism_gap"] = gap
         values["val/realism_seconds"] = time.monotonic() - started

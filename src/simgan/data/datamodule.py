@@ -1,17 +1,21 @@
 """The DataModule: a labeled synthetic stream paired with an unlabeled real stream.
 
-SimGAN (Algorithm 1) draws a mini-batch of synthetic images x_i and, independently, a
-mini-batch of real images y_j at every step. Here each stream is its own store with
-its own DataLoader; Lightning zips them into ``{"synthetic": batch, "real": batch}``.
-``batch_size`` is PER DEVICE: the global batch is ``batch_size * devices * num_nodes``.
+SimGAN (Algorithm 1) draws a mini-batch of synthetic images x_i for every step and,
+independently, a mini-batch of real images y_j for every discriminator step. Here each
+stream is its own store with its own DataLoader. The synthetic one is the training
+loader Lightning iterates (``{"synthetic": batch}``, images only: nothing else travels to
+the device); real batches are drawn by the module's discriminator steps alone
+(:meth:`SimGANDataModule.real_batch`), so at K_g = 50 a refiner step reads no real
+image. ``batch_size`` is PER DEVICE: the global batch is ``batch_size * devices * num_nodes``.
 
 Training order is resumable (docs/reliability.md): each training stream is endless
 and drawn by a :class:`~simgan.data.samplers.ResumableBatchSampler`, whose order is a
 function of (seed, stream, stream epoch, rank, world size) and which starts at a given
-batch. The DataModule counts the training batches actually consumed (in
+batch. The DataModule counts each stream's batches actually consumed (synthetic in
 ``on_before_batch_transfer``, which Lightning calls once per batch the loop takes, not
-for batches that workers or the prefetcher hold in advance), keeps the count in its
-``state_dict`` (hence in every checkpoint), and a resumed run's loaders start there.
+for batches that workers or the prefetcher hold in advance; real in ``real_batch``),
+keeps the counts in its ``state_dict`` (hence in every checkpoint), and a resumed run's
+loaders start there.
 The samplers shard both streams across DDP ranks themselves (disjoint slices of each
 stream epoch), and validation is sharded with a DistributedSampler, so the Trainer
 must not add its own: ``shards_itself = True`` tells ``simgan.training`` to pass
@@ -36,7 +40,7 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader, DistributedSampler
 
-from simgan.data.samplers import ResumableBatchSampler
+from simgan.data.samplers import ChunkedBatchSampler, ResumableBatchSampler, check_batch_fits
 from simgan.data.sources import NpzStore
 from simgan.data.store import StoreDataset, check_store
 from simgan.errors import ConfigError, DataError
@@ -79,7 +83,8 @@ class SimGANDataModule(LightningDataModule):
         # seed 0, so that a resumed run (which rebuilds the split) still sees the same data.
         self.seed = int(seed) if seed is not None else 0
         self.splits: dict[str, StoreDataset] = {}
-        self.train_batches_consumed = 0
+        self.batches_consumed = {stream: 0 for stream in STREAMS}
+        self._real_batches: Any = None  # the real stream's iterator, made at the first draw
         self._loaded_state: dict[str, Any] | None = None
 
     def prepare_data(self) -> None:
@@ -99,9 +104,7 @@ class SimGANDataModule(LightningDataModule):
                     f"{source.path}: {stream} images are C x H x W = {full.image_shape}, but the config says "
                     f"data.channels/height/width = {self.image_shape}; set them to match the store")
             train_idx, val_idx = (full.indices[i] for i in self._split(len(full)))
-            if len(train_idx) < self.batch_size:
-                raise ConfigError(f"data.batch_size={self.batch_size} is larger than the {stream} training split "
-                                  f"({len(train_idx)} images in {source.path})")
+            check_batch_fits(self.batch_size, stream, len(train_idx), f"{len(train_idx)} images in {source.path}")
             self.splits[f"{stream}_train"] = StoreDataset(source.path, labels, train_idx)
             self.splits[f"{stream}_val"] = StoreDataset(source.path, labels, val_idx)
 
@@ -116,10 +119,8 @@ class SimGANDataModule(LightningDataModule):
             if n is None:
                 continue
             n_train = n - int(round(n * self.val_fraction))
-            if n_train < self.batch_size:
-                raise ConfigError(f"data.batch_size={self.batch_size} is larger than the {stream} training split "
-                                  f"({n_train} of {n} images, data.val_fraction={self.val_fraction}); "
-                                  "use a smaller batch or more data")
+            check_batch_fits(self.batch_size, stream, n_train,
+                             f"{n_train} of {n} images, data.val_fraction={self.val_fraction}")
 
     def _split(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         order = np.random.default_rng(self.seed).permutation(n)
@@ -134,23 +135,43 @@ class SimGANDataModule(LightningDataModule):
         # A loader without its own generator draws worker seeds from the global RNG.
         return torch.Generator().manual_seed(int(np.random.SeedSequence([self.seed, *key]).generate_state(1)[0]))
 
-    def train_sampler(self, stream: str) -> ResumableBatchSampler:
+    def _sampler_class(self, stream: str) -> type[ResumableBatchSampler]:
+        # A streamed store is read in chunk-aware order (each batch from a few HDF5 chunks,
+        # ChunkedBatchSampler); a preloaded one reads any order fast: a full permutation.
+        return ResumableBatchSampler if self.splits[f"{stream}_train"].chunk_ids() is None else ChunkedBatchSampler
+
+    def train_sampler(self, stream: str, start: int = 0) -> ResumableBatchSampler:
         rank, world = self._rank_world()
-        return ResumableBatchSampler(len(self.splits[f"{stream}_train"]), self.batch_size, self.seed,
-                                     STREAMS.index(stream), rank, world, start=self.train_batches_consumed,
-                                     name=stream)
+        split = self.splits[f"{stream}_train"]
+        sampler = self._sampler_class(stream)
+        extra = {"chunks": split.chunk_ids()} if sampler is ChunkedBatchSampler else {}
+        return sampler(len(split), self.batch_size, self.seed, STREAMS.index(stream), rank, world, start=start,
+                       name=stream, **extra)
+
+    def _train_loader(self, stream: str) -> DataLoader:
+        start = self.batches_consumed[stream]
+        return DataLoader(self.splits[f"{stream}_train"], batch_sampler=self.train_sampler(stream, start),
+                          num_workers=self.num_workers, pin_memory=self.pin_memory,
+                          persistent_workers=self.num_workers > 0,
+                          generator=self._generator(STREAMS.index(stream), start))
 
     def train_dataloader(self) -> CombinedLoader:
         self._check_resumed_order()
-        loaders = {
-            stream: DataLoader(
-                self.splits[f"{stream}_train"], batch_sampler=self.train_sampler(stream),
-                num_workers=self.num_workers, pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0,
-                generator=self._generator(STREAMS.index(stream), self.train_batches_consumed),
-            ) for stream in STREAMS
-        }
-        # Both streams are endless: the zip never ends, max_steps does.
-        return CombinedLoader(loaders, mode="max_size_cycle")
+        self._real_batches = None  # a new fit draws the real stream from its saved position
+        # The stream is endless: max_steps ends training.
+        return CombinedLoader({"synthetic": self._train_loader("synthetic")}, mode="max_size_cycle")
+
+    def real_batch(self) -> dict[str, torch.Tensor]:
+        """The next real training batch (``{"image": ...}``, on the CPU), for a step that uses one.
+
+        Only discriminator steps call it: refiner steps read no real image. The count of
+        batches drawn is the real stream's position in the checkpoint.
+        """
+        if self._real_batches is None:
+            self._real_batches = iter(self._train_loader("real"))
+        batch = next(self._real_batches)
+        self.batches_consumed["real"] += 1
+        return {"image": batch["image"]}
 
     def _val_loader(self, dataset: StoreDataset) -> DataLoader:
         rank, world = self._rank_world()
@@ -169,20 +190,26 @@ class SimGANDataModule(LightningDataModule):
 
     # ---------------------------------------------------------------- resume
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        # Called once per batch the training loop takes (prefetched batches are not counted).
+        # Called once per batch the loop takes (prefetched batches are not counted). A
+        # training step uses the synthetic images alone: labels and indices stay here.
         trainer = self.trainer
         if trainer is not None and trainer.training:
-            self.train_batches_consumed += 1
+            self.batches_consumed["synthetic"] += 1
+            return {"synthetic": {"image": batch["synthetic"]["image"]}}
         return batch
 
     def state_dict(self) -> dict[str, Any]:
         _, world = self._rank_world()
-        return {"train_batches_consumed": self.train_batches_consumed, "seed": self.seed,
+        return {"batches_consumed": dict(self.batches_consumed), "seed": self.seed,
                 "batch_size": self.batch_size, "world_size": world,
-                "train_sizes": [len(self.splits[f"{s}_train"]) for s in STREAMS] if self.splits else None}
+                "train_sizes": [len(self.splits[f"{s}_train"]) for s in STREAMS] if self.splits else None,
+                "orders": [self._sampler_class(s).order for s in STREAMS] if self.splits else None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.train_batches_consumed = int(state["train_batches_consumed"])
+        if "batches_consumed" in state:
+            self.batches_consumed = {stream: int(state["batches_consumed"][stream]) for stream in STREAMS}
+        else:  # written when every step drew one batch of each stream
+            self.batches_consumed = {stream: int(state["train_batches_consumed"]) for stream in STREAMS}
         self._loaded_state = dict(state)
 
     def _check_resumed_order(self) -> None:
@@ -191,12 +218,13 @@ class SimGANDataModule(LightningDataModule):
         if not saved:
             return
         now = self.state_dict()
-        changed = [k for k in ("seed", "batch_size", "world_size", "train_sizes") if saved.get(k) != now[k]]
+        saved.setdefault("orders", [ResumableBatchSampler.order] * len(STREAMS))  # before chunk-aware orders
+        changed = [k for k in ("seed", "batch_size", "world_size", "train_sizes", "orders") if saved.get(k) != now[k]]
         if changed:
-            log.warning("resume: %s changed since the checkpoint (%s -> %s); training continues after batch %d "
+            log.warning("resume: %s changed since the checkpoint (%s -> %s); training continues after batches %s "
                         "but the data order is not the one the interrupted run would have seen",
                         ", ".join(changed), [saved.get(k) for k in changed], [now[k] for k in changed],
-                        self.train_batches_consumed)
+                        self.batches_consumed)
 
     def describe(self) -> str:
         return f"synthetic: {self.synthetic_source.describe()}; real: {self.real_source.describe()}"

@@ -59,13 +59,14 @@ def split_indices(labels: np.ndarray, n_test: int, seed: int = 0) -> tuple[np.nd
     return rng.permutation(unlabeled_idx), rng.permutation(test_idx)
 
 
-def _file_digest(path: Path) -> str:
+def file_digest(path: Path) -> str:
+    """A short hash of a file's content, for cache keys that a replaced file never matches."""
     return hashlib.sha1(path.read_bytes()).hexdigest()[:10]
 
 
 def _store_paths(npz: Path, cache_dir: Path, n_test: int, seed: int) -> dict[str, Path]:
     # The key covers the file's content, so a replaced .npz never reuses an old split.
-    key = json.dumps({"v": SPLIT_VERSION, "file": _file_digest(npz), "n_test": n_test, "seed": seed})
+    key = json.dumps({"v": SPLIT_VERSION, "file": file_digest(npz), "n_test": n_test, "seed": seed})
     digest = hashlib.sha1(key.encode()).hexdigest()[:10]
     return {split: cache_dir / f"{npz.stem}_{split}_t{n_test}_s{seed}_{digest}.h5" for split in SPLITS}
 
@@ -141,6 +142,31 @@ class MnistSplit:
     def prepare(self) -> Path:
         unlabeled, test = mnist_split_stores(self.npz, self.cache_dir, self.n_test, self.seed)
         return unlabeled if self.split == "unlabeled" else test
+
+    def side(self, split: str) -> "MnistSplit":
+        """``split``'s side of this same split (same file, ``n_test``, ``seed``), its store written.
+
+        From the ``unlabeled`` real stream, ``side("test")`` is the labeled store the
+        downstream protocol (paper Sec. 3.2) tests on, disjoint from every image D saw.
+        """
+        other = MnistSplit(str(self.npz), str(self.cache_dir), split=split, n_test=self.n_test, seed=self.seed)
+        other.prepare()
+        return other
+
+    def labels_of(self, store_index: np.ndarray) -> np.ndarray:
+        """The ``digit`` labels of this store's samples ``store_index``, looked up in the ``.npz``.
+
+        The ``unlabeled`` store holds no labels, so nothing in training can use them; the
+        downstream reference model (Sec. 3.2, trained on real labeled images) reads them
+        here, through the store's ``source_indices``.
+        """
+        attrs = check_store(self.path)["attrs"]
+        if "source_indices" not in attrs:
+            raise DataError(f"{self.path}: no 'source_indices' attribute: cannot find the labels of its images")
+        source = np.asarray(attrs["source_indices"])
+        with np.load(self.npz) as arrays:
+            labels = arrays["labels"]
+        return labels[source[np.asarray(store_index)]].astype(np.int64)
 
     def describe(self) -> str:
         what = self.description or f"real MNIST, {self.split} split"

@@ -3,7 +3,8 @@
 Every dataset, synthetic or real, rendered or converted, lives in one layout::
 
     /images              N x C x H x W, uint8 (or uint16 / float32 for depth),
-                         chunked per batch of samples, compressed
+                         chunked per 64 samples (at most ~1 MiB), LZF-compressed
+                         (older stores: gzip + shuffle; every layout reads alike)
     /labels/<name>       N x ...  optional, aligned with /images by index
     attrs (root)         format="simgan-store", version, count, pixel_range=[lo, hi],
                          label_names, label_shapes (JSON), source_format, source_path,
@@ -20,8 +21,11 @@ the same ``<dst>`` at once is refused, a full disk is an error naming the file
 
 Reading is lazy: :class:`StoreDataset` opens the file on first access inside each
 DataLoader worker, because h5py handles must not cross a fork, and a store larger than
-memory streams from disk. A damaged chunk or a NaN/inf pixel is an error naming the
-file and the sample, wherever it is read.
+memory streams from disk. A batch is read chunk-wise (``StoreDataset.__getitems__``),
+and in training a streamed store is drawn in chunk-aware order
+(:class:`~simgan.data.samplers.ChunkedBatchSampler`), so each chunk is decompressed
+about once per batch. A damaged chunk or a NaN/inf pixel is an error naming the file
+and the sample, wherever it is read.
 """
 
 from __future__ import annotations
@@ -37,14 +41,20 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from simgan.errors import DataError
+from simgan.errors import DataError, DiskFullError
 from simgan.reliability import partials
-from simgan.reliability.disk import DiskFullError, no_space, out_of_space, require_space
+from simgan.reliability.disk import no_space, out_of_space, require_space
 from simgan.reliability.hdf5_full import QuietOutOfSpace, keep_broken
 
 STORE_FORMAT = "simgan-store"
 STORE_VERSION = 1
 IMAGE_DTYPES = (np.uint8, np.uint16, np.float32)
+# /images filter, chosen by measurement (docs/data_formats.md, "Streaming at scale"): LZF
+# decodes 1.4x (eyes) to 1.6x (224x224 depth) faster than gzip level 4 and writes 2.8x
+# faster, for files 25% larger (eyes) or about as small (depth, without byte shuffle,
+# which made depth both larger and slower). "none" (compression=False) reads fastest
+# but makes depth stores 6x larger.
+IMAGE_COMPRESSION = "lzf"
 _DEFAULT_PIXEL_RANGE = {np.dtype(np.uint8): (0.0, 255.0), np.dtype(np.uint16): (0.0, 65535.0)}
 
 
@@ -55,6 +65,10 @@ def default_pixel_range(dtype: np.dtype) -> tuple[float, float]:
 
 class StoreWriter:
     """Appends samples to a new store; atomic on success, removed on failure.
+
+    ``compression``: an h5py filter name (``None``: :data:`IMAGE_COMPRESSION`; ``False``:
+    none), ``compression_level`` for gzip, ``shuffle`` HDF5's byte shuffle. Any layout
+    reads the same: the reader only sees HDF5's decoded samples.
 
     Use as a context manager::
 
@@ -74,6 +88,9 @@ class StoreWriter:
         pixel_range: tuple[float, float] | None = None,
         overwrite: bool = False,
         chunk_samples: int = 64,
+        compression: str | bool | None = None,
+        compression_level: int | None = None,
+        shuffle: bool = False,
     ):
         self.path = Path(path)
         self.image_shape = tuple(int(s) for s in image_shape)
@@ -83,6 +100,9 @@ class StoreWriter:
         self.pixel_range = tuple(pixel_range) if pixel_range is not None else default_pixel_range(self.image_dtype)
         self.overwrite = overwrite
         self.chunk_samples = chunk_samples
+        self.compression = IMAGE_COMPRESSION if compression is None else compression or None
+        self.compression_level = compression_level if self.compression == "gzip" else None
+        self.shuffle = bool(shuffle) and self.compression is not None
         self.count = 0
         self._file: h5py.File | None = None
         self._created: list[Path] = []
@@ -144,15 +164,17 @@ class StoreWriter:
 
     def _create_datasets(self, f: h5py.File) -> None:
         c, h, w = self.image_shape
-        # One chunk holds a batch of whole samples: a reader fetches a sample with one
-        # chunk decompression, and a batch write touches few chunks. Capped at ~1 MiB
-        # (h5py's default chunk cache): a shuffled reader decompresses a whole chunk per
-        # sample, so 64 samples of 224x224 float32 (12.8 MB) made each read ~100 ms.
+        # One chunk holds 64 whole samples (a batch write touches few chunks; the
+        # chunk-aware training order reads each chunk once per batch), capped at ~1 MiB
+        # (h5py's default chunk cache): a random read decompresses a whole chunk, so 64
+        # samples of 224x224 float32 (12.8 MB) made each one ~100 ms. 256-sample eye
+        # chunks read no faster in chunk-aware order (docs/data_formats.md).
         sample_bytes = c * h * w * self.image_dtype.itemsize
         chunk = max(1, min(self.chunk_samples, (1 << 20) // sample_bytes))
         f.create_dataset(
             "images", shape=(0, c, h, w), maxshape=(None, c, h, w), dtype=self.image_dtype,
-            chunks=(chunk, c, h, w), compression="gzip", compression_opts=4, shuffle=True,
+            chunks=(chunk, c, h, w), compression=self.compression, compression_opts=self.compression_level,
+            shuffle=self.shuffle,
             fletcher32=True,  # a checksum per chunk: a corrupt read fails loudly instead of training on garbage
         )
         group = f.create_group("labels")
@@ -323,6 +345,8 @@ def check_store(path: str | os.PathLike, require_labels: Iterable[str] = ()) -> 
                 "dtype": images.dtype,
                 "pixel_range": tuple(float(v) for v in f.attrs.get("pixel_range", default_pixel_range(images.dtype))),
                 "labels": labels,
+                # samples per HDF5 chunk of /images (None: contiguous, any row reads alone)
+                "chunk_rows": int(images.chunks[0]) if images.chunks else None,
                 "attrs": {k: f.attrs[k] for k in f.attrs},
             }
     except DataError:
@@ -426,6 +450,69 @@ class StoreDataset(Dataset):
         for name in self.label_names:
             sample[name] = torch.from_numpy(np.asarray(self._labels[name][idx], dtype=np.float32))
         return sample
+
+    def chunk_ids(self) -> np.ndarray | None:
+        """The HDF5 chunk of each position, for :class:`~simgan.data.samplers.ChunkedBatchSampler`.
+
+        ``None`` when any order reads equally fast: a preloaded or unchunked store.
+        """
+        rows = self.meta["chunk_rows"]
+        return None if self.preload or rows is None else self.indices // rows
+
+    def __getitems__(self, positions: Sequence[int]) -> list[dict[str, torch.Tensor]]:
+        """Samples ``positions`` (a batch: DataLoader calls this with a batch sampler's lists).
+
+        Equal, bit for bit, to ``[self[i] for i in positions]``, but converted as one
+        array and read chunk-wise (:meth:`_read_rows`): a batch drawn from a few chunks
+        decompresses each chunk once instead of once per sample.
+        """
+        self._open()
+        rows = self.indices[np.asarray(positions, dtype=np.int64)]
+        pixels = self._read_rows(rows)
+        if not self.preload and pixels.dtype.kind == "f":
+            bad = ~np.isfinite(pixels.reshape(len(pixels), -1)).all(1)
+            if bad.any():
+                raise nonfinite_pixels(self.path, int(rows[np.argmax(bad)]))
+        # in place on this batch's own array: the same arithmetic as __getitem__, no
+        # temporaries (a 224x224 float batch is 100 MB; each new one is page-faulted in)
+        image = torch.from_numpy(pixels if pixels.dtype == np.float32 else pixels.astype(np.float32))
+        image.mul_(self._scale).add_(self._offset).clamp_(-1.0, 1.0)
+        columns = {"image": image, "index": torch.from_numpy(rows)}
+        for name in self.label_names:
+            columns[name] = torch.from_numpy(np.asarray(self._labels[name][rows], dtype=np.float32))
+        # default_collate stacks the samples again: a copy (in shared memory inside a
+        # worker) that costs far less than building each sample on its own
+        keys = tuple(columns)
+        return [dict(zip(keys, sample)) for sample in zip(*(t.unbind(0) for t in columns.values()))]
+
+    def _read_rows(self, rows: np.ndarray) -> np.ndarray:
+        """``images[rows]`` in the given order; one slice per run of adjacent touched chunks.
+
+        The rows are sorted and cut where the next touched chunk is not the one after the
+        previous: each piece is one contiguous read that decompresses only chunks the
+        batch needs, each once. A damaged chunk is named by its own samples.
+        """
+        if self.preload:
+            return self._images[rows]
+        per_chunk = self.meta["chunk_rows"] or 1
+        order = np.argsort(rows, kind="stable")
+        ordered = rows[order]
+        chunk = ordered // per_chunk
+        out = np.empty((len(rows), *self.meta["shape"]), dtype=self.meta["dtype"])
+        for run in np.split(np.arange(len(rows)), np.flatnonzero(np.diff(chunk) > 1) + 1):
+            lo, hi = int(ordered[run[0]]), int(ordered[run[-1]]) + 1
+            try:
+                block = read_images(self._images, slice(lo, hi), self.path)
+            except DataError:
+                for k in np.unique(chunk[run]):  # find the damaged chunk: its error names its samples
+                    read_images(self._images, slice(max(lo, int(k) * per_chunk), min(hi, (int(k) + 1) * per_chunk)),
+                                self.path)
+                raise
+            picked = ordered[run] - lo
+            # every row of the range wanted once (sorted, no repeats): no gather copy
+            whole = hi - lo == len(run) and bool((np.diff(picked) == 1).all())
+            out[order[run]] = block if whole else block[picked]
+        return out
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from simgan.data.mnist import _file_digest
+from simgan.data.mnist import file_digest
 from simgan.data.simulators.digits import _place
 from simgan.data.store import check_store, write_store
 from simgan.errors import ConfigError, DataError
@@ -106,7 +106,7 @@ class UspsDigits:
         if not self.npz.is_file():
             raise DataError(f"{self.npz}: file not found (expected an .npz with arrays 'images', 'labels', 'split')")
         # The key covers the file's content and the normalization, so no stale store is reused.
-        key = json.dumps({"v": NORMALIZE_VERSION, "file": _file_digest(self.npz), "split": split, **self.args},
+        key = json.dumps({"v": NORMALIZE_VERSION, "file": file_digest(self.npz), "split": split, **self.args},
                          sort_keys=True)
         digest = hashlib.sha1(key.encode()).hexdigest()[:10]
         self.path = Path(cache_dir) / f"{self.npz.stem}_{split}_{size}x{size}_{digest}.h5"

@@ -13,15 +13,21 @@ measures automatically what the paper measured by hand (Shrivastava et al., CVPR
   on refined synthetic, and on real labeled images, each tested on the same held-out real
   images (digits: label ``digit`` vs the MNIST test split).
 
-One concern per module, in the order :mod:`~simgan.evaluation.run` uses them:
+One concern per module, in the order :mod:`~simgan.evaluation.run` uses them. Every number
+comes from :mod:`simgan.metrics` (the one implementation of each metric, shared with the
+training-time callback); this package chooses the images, runs the stages and writes
+the results:
 
-- ``inputs``: the refiner from the checkpoint, the data it was trained on, image sets.
-- ``realism``: C2ST and KID for both pairs (KID shares the real images' features).
+- ``inputs``: the data it was trained on and the image sets
+  (:func:`simgan.data.subsets.first_images`); the refiner and the check that it fits the
+  data come from :mod:`simgan.checkpoint`.
+- ``realism``: C2ST and KID for both pairs, with the same real images and seed.
 - ``labels``: pupil shift / gaze drift, per image (for histograms) and summarised.
-- ``downstream``: the three task models and the labeled real sets they need.
+- ``downstream``: the training and test sets of the three task models (the MNIST split's
+  labeled side comes from :class:`simgan.data.mnist.MnistSplit`).
 - ``plots``, ``report``: PNGs, ``metrics.json``, ``report.md``, and the same to loggers.
 
-Adding a measurement: a module with one function that takes image tensors and a config
-node, returns a flat dict of floats (plus per-image arrays if it plots them), and a line
-in ``run.py`` that calls it when the data has what it needs.
+Adding a measurement: its function in :mod:`simgan.metrics` (see there), and a line in
+``run.py`` that calls it when the data has what it needs and puts its numbers in the
+summary.
 """

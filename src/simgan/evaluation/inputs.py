@@ -9,7 +9,7 @@ below really means images the refiner was never trained on.
 Image sets, each a plain tensor in [-1, 1] read once:
 
 - ``synthetic``: the first ``n_images`` of the synthetic validation split, topped up from
-  the training split when the validation split is smaller;
+  the training split when the validation split is smaller (:mod:`simgan.data.subsets`);
 - ``fit``: the next synthetic images (training split, disjoint from ``synthetic``), for the
   models an evaluation trains (label estimator, downstream classifier);
 - ``real``: the first ``n_images`` of the real validation split, topped up from training.
@@ -25,11 +25,10 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
-from torch.utils.data import ConcatDataset
 from tqdm.auto import tqdm
 
+from simgan.data.subsets import first_images
 from simgan.errors import ConfigError
-from simgan.export.checks import check_refiner_fits as shared_refiner_check
 
 log = logging.getLogger("simgan")
 
@@ -55,19 +54,6 @@ def data_config(cfg: DictConfig) -> tuple[DictConfig, str]:
     return resolved, str(saved)
 
 
-def check_refiner_fits(info: dict, image_shape: tuple[int, int, int], allow_size_mismatch: bool = False) -> str | None:
-    """Refine's own check (:func:`simgan.export.checks.check_refiner_fits`): the same refusals.
-
-    Another number of channels, or another H x W than the refiner was trained on, is an
-    error before any work (refine refuses the same pair); with ``allow_size_mismatch`` a
-    size mismatch is only a note in report.md.
-    """
-    c, h, w = image_shape
-    return shared_refiner_check(
-        info, image_shape, f"data (data.channels/height/width = {c}/{h}/{w})", allow_size_mismatch,
-        remedy=f"evaluate it on the data it was trained on (C x H x W = {info.get('image_shape')})")
-
-
 @dataclass
 class ImageSets:
     synthetic: Tensor
@@ -78,31 +64,19 @@ class ImageSets:
     notes: list[str] = field(default_factory=list)
 
 
-def stack(dataset, start: int, stop: int, desc: str) -> tuple[Tensor, dict[str, Tensor]]:
-    """Samples ``start:stop`` of a dataset of dicts -> (images, {key: stacked values})."""
-    stop = min(stop, len(dataset))
-    samples = [dataset[i] for i in tqdm(range(start, stop), desc=desc, leave=False, mininterval=0.5,
-                                        disable=stop - start < 2000)]
-    if not samples:
-        return torch.empty(0), {}
-    images = torch.stack([s["image"] for s in samples])
-    rest = {k: torch.stack([s[k] for s in samples]) for k in samples[0] if k != "image"}
-    return images, rest
-
-
 def image_sets(datamodule, n_images: int, n_fit: int) -> ImageSets:
+    """The synthetic, fit and real sets (:func:`simgan.data.subsets.first_images`)."""
     splits = datamodule.splits
-    synthetic_pool = ConcatDataset([splits["synthetic_val"], splits["synthetic_train"]])
-    real_pool = ConcatDataset([splits["real_val"], splits["real_train"]])
     notes = []
+    synthetic, synthetic_labels = first_images(splits, "synthetic", n_images)
     if len(splits["synthetic_val"]) < n_images:
         notes.append(f"synthetic validation split has {len(splits['synthetic_val'])} images: "
-                     f"topped up to {min(n_images, len(synthetic_pool))} from the training split")
-    synthetic, synthetic_labels = stack(synthetic_pool, 0, n_images, "read synthetic")
-    fit, fit_labels = stack(synthetic_pool, len(synthetic), len(synthetic) + n_fit, "read synthetic (fit)")
-    real, _ = stack(real_pool, 0, n_images, "read real")
+                     f"topped up to {len(synthetic)} from the training split")
+    fit, fit_labels = first_images(splits, "synthetic", n_fit, start=len(synthetic))
+    real, _ = first_images(splits, "real", n_images)
     if len(fit) < 2:
-        raise ConfigError(f"n_images={n_images} uses up all {len(synthetic_pool)} synthetic images: nothing left "
+        n_synthetic = len(splits["synthetic_val"]) + len(splits["synthetic_train"])
+        raise ConfigError(f"n_images={n_images} uses up all {n_synthetic} synthetic images: nothing left "
                           "to fit the label estimator / downstream models on; lower n_images")
     synthetic_labels.pop("index", None)
     fit_labels.pop("index", None)

@@ -4,7 +4,7 @@ The paper checked it by hand: pupil ellipses drawn on synthetic and refined eyes
 1.1 +/- 0.8 px on 55-px-wide eyes (Sec. 3.1). Here a :class:`~simgan.metrics.pupil.PupilRegressor`
 is trained once on labeled *synthetic* images (never a refined one, so every refiner is
 measured with the same ruler) and reads the pupil and gaze off each synthetic image and its
-refined version; the difference is the drift (:func:`simgan.metrics.pupil.label_shift`).
+refined version; the difference is the drift (:func:`simgan.metrics.pupil.label_shift_per_image`).
 
 Reported beside it: the ruler's own error on held-out synthetic images (its resolution),
 its error on the *refined* images against the synthetic labels (do the refined images
@@ -16,8 +16,7 @@ from __future__ import annotations
 import numpy as np
 from torch import Tensor
 
-from simgan.metrics._common import predict
-from simgan.metrics.pupil import angle_deg, fit_label_regressor, label_shift, regressor_error
+from simgan.metrics.pupil import fit_label_regressor, label_shift_per_image, regressor_error, summarise
 
 LABELS = ("pupil", "gaze")
 PAPER_EYE_WIDTH_PX = 55  # Sec. 3.1: the refined MPIIGaze-sized eyes the ellipses were drawn on
@@ -42,15 +41,9 @@ def label_preservation(fit: Tensor, fit_labels: dict[str, Tensor], synthetic: Te
                                 time_budget_s=time_budget_s, width=width, device=device,
                                 show_progress=show_progress).cpu()
     labels = {k: synthetic_labels[k] for k in LABELS}
-    summary = label_shift(model, synthetic, refined)
+    per_image = label_shift_per_image(model, synthetic, refined)
+    summary = {**summarise(per_image), "n": len(synthetic)}
     summary["pupil_shift_px_at_55_mean"] = summary["pupil_shift_px_mean"] * PAPER_EYE_WIDTH_PX / synthetic.shape[-1]
     summary.update({f"ruler_{k}": v for k, v in regressor_error(model, synthetic, labels).items()})
     summary.update({f"refined_{k}": v for k, v in regressor_error(model, refined, labels).items()})
-    # The per-image values behind label_shift's mean/std, for the histograms.
-    before, after = predict(model, synthetic, 256), predict(model, refined, 256)
-    per_image = {
-        "pupil_shift_px": (after[:, :2] - before[:, :2]).norm(dim=1).numpy(),
-        "gaze_drift_deg": angle_deg(before[:, 2:], after[:, 2:]).numpy(),
-    }
-    return summary, per_image
-
+    return summary, {k: v.numpy() for k, v in per_image.items()}

@@ -14,19 +14,20 @@ import time
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from simgan.checkpoint import check_refiner_fits, load_refiner
 from simgan.errors import ConfigError
 from simgan.evaluation import plots
 from simgan.evaluation.downstream import evaluate_downstream, headline
-from simgan.evaluation.inputs import build_datamodule, check_refiner_fits, data_config, image_sets, refine_images
+from simgan.evaluation.inputs import build_datamodule, data_config, image_sets, refine_images
 from simgan.evaluation.labels import has_eye_labels, label_preservation
-from simgan.evaluation.realism import c2st_pair, kid_many, realism_summary
+from simgan.evaluation.realism import c2st_pair, realism_summary
 from simgan.evaluation.report import log_to_loggers, render_report, write_metrics
-from simgan.export.checkpoint import load_refiner
 from simgan.metrics.border import border_step
+from simgan.metrics.kid import kid_many
 from simgan.utils.image_grid import save_grid
+from simgan.utils.instantiators import instantiate_group
 
 log = logging.getLogger("simgan")
 
@@ -48,11 +49,6 @@ def _device(name: str) -> str:
     return name
 
 
-def _loggers(cfg: DictConfig) -> list:
-    group = cfg.get("logger") or {}
-    return [instantiate(c) for c in group.values() if isinstance(c, DictConfig) and "_target_" in c]
-
-
 def evaluate(cfg: DictConfig) -> dict:
     """Evaluates ``cfg.ckpt_path``'s refiner; writes into ``cfg.paths.output_dir``; returns metrics.json's dict."""
     if not cfg.get("ckpt_path"):
@@ -65,8 +61,12 @@ def evaluate(cfg: DictConfig) -> dict:
 
     refiner, info = load_refiner(cfg.ckpt_path)
     data_cfg, data_from = data_config(cfg)
-    # Before any rendering or reading: a refiner for other channels fails here, in one line.
-    notes = [n for n in [check_refiner_fits(info, (data_cfg.channels, data_cfg.height, data_cfg.width))] if n]
+    # Before any rendering or reading: a refiner for other channels or another size fails
+    # here, in one line (refine refuses the same pairs).
+    c, h, w = data_cfg.channels, data_cfg.height, data_cfg.width
+    notes = [n for n in [check_refiner_fits(
+        info, (c, h, w), f"data (data.channels/height/width = {c}/{h}/{w})",
+        remedy=f"evaluate it on the data it was trained on (C x H x W = {info.get('image_shape')})")] if n]
     datamodule = build_datamodule(data_cfg)
     eyes = has_eye_labels(datamodule.labels) and cfg.labels.enabled
     labeled = cfg.downstream.enabled and cfg.downstream.label in datamodule.labels
@@ -111,7 +111,7 @@ def evaluate(cfg: DictConfig) -> dict:
                      "not pupil and gaze")
 
     if labeled:
-        results["downstream"], more = evaluate_downstream(cfg.downstream, data_cfg, datamodule, sets, refiner,
+        results["downstream"], more = evaluate_downstream(cfg.downstream, datamodule, sets, refiner,
                                                           cfg.batch_size, device, seed, bars)
         notes += more
         results["summary"].update(headline(results["downstream"]))
@@ -137,7 +137,7 @@ def evaluate(cfg: DictConfig) -> dict:
     }
     write_metrics(results, out_dir / "metrics.json")
     (out_dir / "report.md").write_text(render_report(results, figures))
-    log_to_loggers(_loggers(cfg), results["summary"], figures)
+    log_to_loggers(instantiate_group(cfg.get("logger")), results["summary"], figures)
     log.info("evaluation written to %s (metrics.json, report.md, %s)", out_dir,
              ", ".join(p.name for p in figures.values()))
     return results

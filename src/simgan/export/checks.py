@@ -1,7 +1,7 @@
 """Every reason a refine cannot run, found before any work, each with one clear message.
 
 Settings (missing paths, sizes), the checkpoint (missing, corrupt, not a SimGAN one,
-weights that do not fit their architecture: :func:`~simgan.export.checkpoint.load_refiner`),
+weights that do not fit their architecture: :func:`~simgan.checkpoint.load_refiner`),
 the input store (:func:`~simgan.data.store.check_store`, plus labels that do not align),
 the pair (a channel mismatch always; an image size other than the one R was trained on
 unless ``allow_size_mismatch=true``), the output (exists without ``overwrite=true``, is
@@ -23,7 +23,7 @@ from torch import nn
 
 from simgan.data.store import check_store
 from simgan.errors import ConfigError, DataError
-from simgan.export.checkpoint import load_refiner
+from simgan.checkpoint import check_refiner_fits, load_refiner
 from simgan.export.codec import GZIP_LEVEL, chunk_rows
 from simgan.export.parts import Parts, parts_dir_for
 
@@ -63,31 +63,6 @@ def _positive(cfg, key: str, minimum: int = 1) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ConfigError(f"{key}={value!r}: must be an integer >= {minimum}")
     return value
-
-
-def check_refiner_fits(checkpoint: dict, shape, images: str, allow_size_mismatch: bool = False,
-                       remedy: str = "it is fully convolutional, so pass allow_size_mismatch=true to refine "
-                                     "them anyway (its realism at another scale is untested)") -> str | None:
-    """The one check that a refiner may take these images, for refine and evaluate alike.
-
-    ``checkpoint``: :func:`~simgan.export.checkpoint.load_refiner`'s info; ``shape``: the
-    images' C x H x W; ``images``: what names them in the message (a store's path, the
-    data settings). Another number of channels is always a :class:`DataError`; another
-    H x W is one too unless ``allow_size_mismatch`` (R is fully convolutional, so it
-    runs, but its realism at another scale is untested), when a note is returned instead.
-    """
-    c, h, w = (int(v) for v in shape)
-    trained = checkpoint.get("image_shape")
-    channels = checkpoint.get("channels")
-    if channels is not None and channels != c:
-        raise DataError(f"{images}: images have {c} channel(s), the refiner in {checkpoint['path']} takes "
-                        f"{channels} channel(s): a refiner cannot refine images with another number of channels")
-    if trained and [int(v) for v in trained[1:]] != [h, w]:
-        if allow_size_mismatch:
-            return f"refiner trained on {trained[1]}x{trained[2]} images, applied to {h}x{w}"
-        raise DataError(f"{images}: images are {h}x{w}, the refiner in {checkpoint['path']} was trained on "
-                        f"{trained[1]}x{trained[2]}; {remedy}")
-    return None
 
 
 def check_pair(source: dict, checkpoint: dict, allow_size_mismatch: bool) -> None:

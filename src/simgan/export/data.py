@@ -36,6 +36,7 @@ class ChunkBatches(Dataset):
         self.path = str(path)
         self.items = items
         self._file: h5py.File | None = None
+        self._images: h5py.Dataset | None = None
         self._pid: int | None = None
 
     def __len__(self) -> int:
@@ -45,15 +46,18 @@ class ChunkBatches(Dataset):
         # A handle opened before a fork is unusable in the child: reopen per process.
         if self._file is None or self._pid != os.getpid():
             self._file = h5py.File(self.path, "r")
+            # One handle for the whole run: HDF5's chunk cache lives as long as the open
+            # dataset, so a batch smaller than an HDF5 chunk does not decompress it again.
+            self._images = self._file["images"]
             self._pid = os.getpid()
         chunk, start, stop = self.items[i]
-        raw = read_images(self._file["images"], slice(start, stop), self.path)
+        raw = read_images(self._images, slice(start, stop), self.path)
         if raw.dtype == np.uint16:  # torch has few uint16 kernels; int32 holds it exactly
             raw = raw.astype(np.int32)
         return {"image": torch.from_numpy(raw), "chunk": chunk, "start": start, "stop": stop}
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_file": None}
+        return {**self.__dict__, "_file": None, "_images": None}
 
 
 def batches_of(parts: Parts, chunks: list[int], batch_size: int) -> list[tuple[int, int, int]]:

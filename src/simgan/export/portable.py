@@ -3,7 +3,7 @@
     python -m simgan.export.portable CKPT OUT.pt   [--overwrite]   # TorchScript: needs only torch
     python -m simgan.export.portable CKPT OUT.onnx [--overwrite]   # ONNX: needs only onnxruntime
 
-R is rebuilt by :func:`~simgan.export.checkpoint.load_refiner` (the EMA-averaged
+R is rebuilt by :func:`~simgan.checkpoint.load_refiner` (the EMA-averaged
 weights when the run kept them), traced on CPU in float32, checked against the eager
 refiner on a second batch of another size, and written with what a consumer needs to
 feed it (:func:`metadata`): the input shape [C, H, W] it was trained on, the channels,
@@ -40,7 +40,7 @@ from torch import nn
 
 import simgan
 from simgan.errors import ConfigError, DataError
-from simgan.export.checkpoint import load_refiner
+from simgan.checkpoint import load_refiner
 from simgan.reliability.partials import partial_path, remove_orphans
 from simgan.utils.cli import task_wrapper
 

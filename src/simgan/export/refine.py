@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from simgan.export.checks import Job, preflight
 from simgan.export.contact_sheet import contact_sheet
 from simgan.export.data import RefineData
+from simgan.utils.heap import keep_freed_memory
 from simgan.export.merge import merge
 from simgan.export.predictor import RefinePredictor
 from simgan.export.progress import ImagesProgress
@@ -57,6 +58,7 @@ def refine(cfg: DictConfig) -> dict:
     # re-executes see their rank in the environment (LOCAL_RANK/RANK) already.
     rank_zero = rank_zero_only.rank == 0
     todo = 0
+    keep_freed_memory()
     job = preflight(cfg, rank_zero=rank_zero)
     if rank_zero:
         job.parts.start(job.manifest(), fresh=not job.resume)

@@ -3,7 +3,7 @@
 A refine's unit of work and of resume is the chunk file (:mod:`simgan.export.parts`).
 While the predict loop runs, :class:`~simgan.reliability.signals.StopSignals` records the
 signal; after the batch that completes a chunk, this callback waits until the finished
-chunks are on disk, then raises :class:`~simgan.reliability.errors.Interrupted` with
+chunks are on disk, then raises :class:`~simgan.errors.Interrupted` with
 the command that resumes (``resume=true``); the entry script prints it and exits with
 ``128 + signum`` (143 / 130), as training does. A second Ctrl-C aborts at once; the
 finished chunk files are whole either way. Under DDP each rank stops at its own next

@@ -2,11 +2,13 @@
 
 A :class:`~lightning.pytorch.callbacks.BasePredictionWriter` on every rank. Batches of
 one chunk arrive one after another (:mod:`simgan.export.data`); they are copied into
-that chunk's buffer at their index offset, and when the chunk is whole it is handed to
-threads that compress its HDF5 chunks (:mod:`simgan.export.codec`, in parallel: zlib
-releases the GIL) and write ``chunk-<k>.npz`` atomically (:mod:`simgan.export.parts`),
-while the device refines the next chunk. At most ``max_pending`` chunks wait for the
-threads, so memory is bounded by the chunk size, never by the dataset size.
+that chunk's buffer at their index offset. Each HDF5 chunk (``rows`` samples) of it is
+handed to threads that compress it (:mod:`simgan.export.codec`, in parallel: zlib
+releases the GIL) as soon as its rows are in, while the device refines the next batches;
+when the chunk is whole, ``chunk-<k>.npz`` is written atomically (:mod:`simgan.export.parts`)
+from those blocks, so only the last block's compression is left after the last batch.
+At most ``max_pending`` chunks wait for the threads, so memory is bounded by the chunk
+size, never by the dataset size.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class ChunkWriter(BasePredictionWriter):
         self.written: list[int] = []
         self._chunk: int | None = None
         self._pending: deque[Future] = deque()
+        self._blocks: list[Future] = []  # the current chunk's compressed HDF5 chunks, in order
         self._encoders: ThreadPoolExecutor | None = None
         self._saver: ThreadPoolExecutor | None = None
 
@@ -57,6 +60,7 @@ class ChunkWriter(BasePredictionWriter):
             raise RuntimeError(f"refine: samples {start}..{stop - 1} of chunk {chunk} arrived twice")
         self._buffer[lo:lo + stop - start] = prediction["image"].cpu().numpy()
         self._filled[lo:lo + stop - start] = True
+        self._encode_filled()
         if self._filled.all():
             self._finish()
 
@@ -68,12 +72,17 @@ class ChunkWriter(BasePredictionWriter):
         n = self._bounds[1] - self._bounds[0]
         self._buffer = np.empty((n, *self.sample_shape), dtype=self.dtype)
         self._filled = np.zeros(n, dtype=bool)
+        self._blocks = []
+
+    def _encode_filled(self) -> None:
+        """Submits, in order, every next HDF5 chunk whose rows have all arrived."""
+        n = len(self._filled)
+        while (a := len(self._blocks) * self.rows) < n and self._filled[a:a + self.rows].all():
+            self._blocks.append(self._encoders.submit(encode, self._buffer[a:a + self.rows], self.rows, self.level))
 
     def _finish(self) -> None:
-        chunk, (start, stop), images = self._chunk, self._bounds, self._buffer
-        self._chunk, self._buffer = None, None
-        blocks = [self._encoders.submit(encode, images[a:a + self.rows], self.rows, self.level)
-                  for a in range(0, stop - start, self.rows)]
+        chunk, (start, stop), blocks = self._chunk, self._bounds, self._blocks
+        self._chunk, self._buffer, self._blocks = None, None, []
         self._pending.append(self._saver.submit(self._save, chunk, np.arange(start, stop), blocks))
         while len(self._pending) > self.max_pending:
             self._pending.popleft().result()

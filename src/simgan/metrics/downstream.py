@@ -6,7 +6,8 @@ and, as a reference, (c) on real labeled images, and each is tested on the same
 held-out *real* images. Refinement helps if (b) beats (a); (c) shows how much of the
 synthetic-to-real gap is left.
 
-This module is the one home of the task models and their error measures:
+This module is the one home of the task models, their error measures and the protocol
+(:func:`downstream_scores`: one fresh model per training set, same seed, same test set):
 
 - ``classify`` (class ids, e.g. ``digit``): LeNet as in Caffe's MNIST example
   (conv5-20, pool, conv5-50, pool, fc-500, fc-K); score = accuracy.
@@ -21,9 +22,14 @@ This module is the one home of the task models and their error measures:
 Both are trained from scratch with Adam, no augmentation, a fixed number of epochs and
 no model selection on the test set: only the training data differ between (a), (b)
 and (c), so differences in the score come from the data.
+
+The classifier also measures label preservation during training: :func:`label_flip`,
+the share of images whose class it reads differently after refinement (Eq. 4's aim).
 """
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import torch
@@ -31,10 +37,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from simgan.errors import ConfigError
-from simgan.metrics._common import check_images, fit_epochs, predict, recalibrate_batchnorm, seeded
+from simgan.metrics.fitting import fit_epochs, predict, recalibrate_batchnorm, seeded
+from simgan.metrics.images import check_images
 from simgan.metrics.pupil import angle_deg
 
+log = logging.getLogger("simgan")
 TASKS = ("classify", "regress")
+MODEL_NAMES = {"classify": "LeNet", "regress": "CNN regressor"}
 # error measure -> unit it is reported in
 ERROR_UNITS = {"angle_deg": "deg", "joint_px": "px", "l2": "label units"}
 
@@ -191,6 +200,19 @@ def classifier_accuracy(model: nn.Module, images: torch.Tensor, labels) -> float
     return float((predict(model, images.float()).argmax(1) == y).float().mean())
 
 
+def label_flip(model: nn.Module, synthetic: torch.Tensor, refined: torch.Tensor) -> float:
+    """Share of images whose arg-max class under ``model`` changes from ``synthetic[i]`` to ``refined[i]``.
+
+    Label preservation for class labels (the aim of Eq. 4's self-regularization): a
+    classifier trained on synthetic images reads each image before and after refinement.
+    """
+    check_images(synthetic, "label_flip: synthetic")
+    check_images(refined, "label_flip: refined")
+    before = predict(model, synthetic).argmax(1)
+    after = predict(model, refined).argmax(1)
+    return float((before != after).float().mean())
+
+
 # --- regression -------------------------------------------------------------------------
 
 def fit_regressor(images: torch.Tensor, labels, seed: int = 0, epochs: int = 10, batch_size: int = 64,
@@ -249,25 +271,59 @@ def num_classes_of(*label_sets) -> int:
     return int(max(int(_as_labels(y, len(y), "downstream: labels").max()) for y in label_sets)) + 1
 
 
+def downstream_scores(train_sets: dict[str, tuple[torch.Tensor, torch.Tensor]],
+                      test: tuple[torch.Tensor, torch.Tensor], task: str = "auto", error: str = "auto",
+                      label: str = "", seed: int = 0, epochs: int = 10, num_classes: int | None = None,
+                      **fit_kwargs) -> dict:
+    """The protocol (Sec. 3.2): a fresh task model per training set, same seed, each scored on ``test``.
+
+    ``train_sets``: ``{name: (images, labels)}``, e.g. raw synthetic, refined, real;
+    ``test``: held-out real ``(images, labels)``. ``task`` and ``error`` as in
+    :func:`resolve_task` / :func:`resolve_error` (``label`` is the label's name, for
+    ``auto``); every classifier gets the same class count. ``fit_kwargs`` go to
+    :func:`fit_classifier` / :func:`fit_regressor` (``batch_size``, ``lr``,
+    ``time_budget_s``, ``device``, ``show_progress``...).
+
+    Returns ``accuracy_<name>`` (classify) or ``error_<name>`` (regress), ``n_train_<name>``,
+    ``n_test``, ``task``, ``model``, ``label`` and, for regression, ``error_measure`` /
+    ``error_unit``.
+    """
+    x_test, y_test = test
+    for name, (x, _) in train_sets.items():
+        if x.shape[1:] != x_test.shape[1:]:
+            raise ValueError(f"downstream: {name} images {tuple(x.shape[1:])} and test images "
+                             f"{tuple(x_test.shape[1:])} differ in shape")
+    task = resolve_task(task, next(iter(train_sets.values()))[1])
+    out: dict = {"task": task, "model": MODEL_NAMES[task], "label": label}
+    if task == "classify":
+        fit_kwargs["num_classes"] = num_classes or num_classes_of(y_test, *(y for _, y in train_sets.values()))
+        key = "accuracy"
+    else:
+        error = resolve_error(error, tuple(y_test.shape[1:]), label)
+        out.update(error_measure=error, error_unit=ERROR_UNITS[error])
+        key = "error"
+    for name, (x, y) in train_sets.items():
+        model = fit_task_model(task, x, y, seed=seed, epochs=epochs, **fit_kwargs).cpu()
+        out[f"{key}_{name}"] = task_score(task, model, x_test, y_test, error)
+        out[f"n_train_{name}"] = len(x)
+        log.info("downstream: %s trained on %s (%d images) -> %s %.4f on held-out real", out["model"], name,
+                 len(x), key if task == "classify" else error, out[f"{key}_{name}"])
+    out["n_test"] = len(x_test)
+    return out
+
+
 def downstream_score(train_images: torch.Tensor, train_labels, test_images: torch.Tensor, test_labels,
                      task: str = "classify", error: str = "l2", seed: int = 0, epochs: int = 10,
                      **fit_kwargs) -> float:
     """Score on ``test_images`` (held-out real) of a task model trained on ``train_images``.
 
-    Call it three times with the same test set and seed: raw synthetic, refined
-    synthetic, real labeled training images (paper Sec. 3.2 protocol). ``fit_kwargs`` go
-    to :func:`fit_classifier` / :func:`fit_regressor` (``batch_size``, ``lr``,
-    ``time_budget_s``, ``device``...; ``num_classes`` for ``classify``).
+    :func:`downstream_scores` for one training set. Call it three times with the same
+    test set and seed: raw synthetic, refined synthetic, real labeled training images
+    (paper Sec. 3.2 protocol); ``num_classes`` in ``fit_kwargs`` fixes the class count.
     """
-    if train_images.shape[1:] != test_images.shape[1:]:
-        raise ValueError(f"downstream: train images {tuple(train_images.shape[1:])} and test images "
-                         f"{tuple(test_images.shape[1:])} differ in shape")
-    if task == "classify":
-        fit_kwargs["num_classes"] = fit_kwargs.get("num_classes") or num_classes_of(train_labels, test_labels)
-    else:
-        fit_kwargs.pop("num_classes", None)
-    model = fit_task_model(task, train_images, train_labels, seed=seed, epochs=epochs, **fit_kwargs)
-    return task_score(task, model, test_images, test_labels, error)
+    out = downstream_scores({"train": (train_images, train_labels)}, (test_images, test_labels), task=task,
+                            error=error, seed=seed, epochs=epochs, **fit_kwargs)
+    return out["accuracy_train" if out["task"] == "classify" else "error_train"]
 
 
 def downstream_accuracy(train_images: torch.Tensor, train_labels, test_images: torch.Tensor, test_labels,

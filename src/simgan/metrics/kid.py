@@ -31,8 +31,9 @@ from functools import lru_cache
 import torch
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from simgan.metrics._common import check_images, progress, seeded
 from simgan.metrics.features import EfficientNetLite0Pooled
+from simgan.metrics.fitting import progress, seeded
+from simgan.metrics.images import check_images
 
 
 @lru_cache(maxsize=4)
@@ -41,37 +42,67 @@ def default_extractor(size: int = 128) -> EfficientNetLite0Pooled:
     return EfficientNetLite0Pooled(size=size)
 
 
+def kid_many(real: torch.Tensor, others: dict[str, torch.Tensor], subset_size: int = 1000, subsets: int = 100,
+             size: int = 128, batch_size: int = 64, seed: int = 0, extractor: torch.nn.Module | None = None,
+             device: str | torch.device = "cpu", show_progress: bool = True) -> dict[str, dict[str, float]]:
+    """KID of each set in ``others`` against ``real``, extracting the real features once.
+
+    Each pair gets the same number as :func:`kid` (same extractor, same seeded subset
+    draws) at about half the cost of separate calls: the extractor is most of the time on
+    a CPU, and ``reset_real_features=False`` keeps the real side between the pairs.
+    ``subset_size`` is capped at the smallest set (torchmetrics requires
+    ``subset_size <= N``). ``extractor`` replaces the default
+    :class:`~simgan.metrics.features.EfficientNetLite0Pooled` and is used where it is;
+    the default one is moved to ``device`` for the call and back to the CPU after.
+
+    Returns ``{name: {"kid_mean", "kid_std", "subset_size", "n_a", "n_b"}}``.
+    """
+    check_images(real, "kid: real")
+    for name, x in others.items():
+        check_images(x, f"kid: {name}")
+        if x.shape[1] != real.shape[1]:
+            raise ValueError(f"kid: channel counts differ: real {real.shape[1]}, {name} {x.shape[1]}")
+    subset_size = min([subset_size, len(real), *(len(x) for x in others.values())])
+    if subset_size < 2:
+        raise ValueError(f"kid: need at least 2 images per set, got {[len(real), *map(len, others.values())]}")
+    feature = extractor if extractor is not None else default_extractor(size).to(device)
+    device = next(feature.parameters()).device
+    with warnings.catch_warnings():
+        # "will save all extracted features in buffer": expected, the sets are small.
+        warnings.filterwarnings("ignore", message=".*save all extracted features.*")
+        metric = KernelInceptionDistance(feature=feature, subsets=subsets, subset_size=subset_size,
+                                         reset_real_features=False).to(device)
+    total = sum(-(-len(x) // batch_size) for x in (real, *others.values()))
+    out = {}
+    with progress(total, "kid features", show_progress) as bar:
+        for x in real.split(batch_size):
+            metric.update(x.to(device), real=True)
+            bar.update(1)
+        for name, images in others.items():
+            metric.reset()  # drops the fake features only
+            for x in images.split(batch_size):
+                metric.update(x.to(device), real=False)
+                bar.update(1)
+            with seeded(seed):  # compute() draws its subsets from torch's global RNG
+                mean, std = metric.compute()
+            out[name] = {"kid_mean": float(mean), "kid_std": float(std), "subset_size": subset_size,
+                         "n_a": len(real), "n_b": len(images)}
+    if extractor is None:
+        feature.to("cpu")  # the cached extractor is shared; leave it on the CPU for the next call
+    return out
+
+
 def kid(a: torch.Tensor, b: torch.Tensor, subset_size: int = 1000, subsets: int = 100, size: int = 128,
         batch_size: int = 64, seed: int = 0, extractor: torch.nn.Module | None = None,
         show_progress: bool = True) -> dict[str, float]:
     """KID between sets ``a`` (the "real" side) and ``b``; float N x C x H x W in [-1, 1].
 
-    ``subset_size`` is capped at the smaller set's size (torchmetrics requires
-    ``subset_size <= N``); say which value was used when reporting (it is returned).
-    The subset draws are seeded, so a call is deterministic. ``extractor`` replaces the
-    default :class:`~simgan.metrics.features.EfficientNetLite0Pooled` (e.g. a GPU copy).
+    :func:`kid_many` for one pair: ``subset_size`` is capped at the smaller set's size (say
+    which value was used when reporting: it is returned); the subset draws are seeded, so a
+    call is deterministic. ``extractor`` replaces the default
+    :class:`~simgan.metrics.features.EfficientNetLite0Pooled` (e.g. a GPU copy).
 
     Returns ``{"kid_mean", "kid_std", "subset_size", "n_a", "n_b"}``.
     """
-    check_images(a, "kid: a")
-    check_images(b, "kid: b")
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"kid: channel counts differ: a {a.shape[1]}, b {b.shape[1]}")
-    subset_size = min(subset_size, len(a), len(b))
-    if subset_size < 2:
-        raise ValueError(f"kid: need at least 2 images per set, got {len(a)} and {len(b)}")
-    feature = extractor if extractor is not None else default_extractor(size)
-    with warnings.catch_warnings():
-        # "will save all extracted features in buffer": expected, the sets are small.
-        warnings.filterwarnings("ignore", message=".*save all extracted features.*")
-        metric = KernelInceptionDistance(feature=feature, subsets=subsets, subset_size=subset_size)
-    device = next(feature.parameters()).device
-    batches = [(x, real) for x, real in ((a, True), (b, False)) for x in x.split(batch_size)]
-    with progress(len(batches), "kid features", show_progress) as bar:
-        for x, real in batches:
-            metric.update(x.to(device), real=real)
-            bar.update(1)
-    with seeded(seed):  # compute() draws its subsets from torch's global RNG
-        mean, std = metric.compute()
-    return {"kid_mean": float(mean), "kid_std": float(std), "subset_size": subset_size,
-            "n_a": len(a), "n_b": len(b)}
+    return kid_many(a, {"b": b}, subset_size=subset_size, subsets=subsets, size=size, batch_size=batch_size,
+                    seed=seed, extractor=extractor, show_progress=show_progress)["b"]

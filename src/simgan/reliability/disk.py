@@ -20,14 +20,10 @@ import errno
 import os
 from pathlib import Path
 
-from simgan.errors import DataError
+from simgan.errors import DiskFullError
 
 MARGIN_BYTES = 1 << 20
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
-
-
-class DiskFullError(DataError):
-    """A write found (or would have found) no space left on the device."""
 
 
 def free_bytes(path: str | os.PathLike) -> int | None:

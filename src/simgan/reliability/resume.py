@@ -10,12 +10,10 @@ Hydra directory. This run's own directory counts too: a SLURM job that pins
 ``hydra.run.dir`` per job id (``scripts/slurm_train.sbatch``) finds its own checkpoints
 after a requeue.
 
-The file is checked before training starts (:func:`check_resumable`, with the same
-reader refine and evaluate use), so a truncated, empty, foreign or other-architecture
-checkpoint is one error naming it, not a traceback from inside Lightning. The
-checkpoint's folder loses the partial files of writers killed there
-(:func:`simgan.reliability.partials.remove_orphans_in`): the resumed run writes into a
-new run dir and would never write there again.
+The file itself is checked before training starts by
+:func:`simgan.checkpoint.check_resumable`, so a truncated, empty, foreign or
+other-architecture checkpoint is one error naming it, not a traceback from inside
+Lightning.
 """
 
 from __future__ import annotations
@@ -27,8 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from simgan.errors import ConfigError, DataError
-from simgan.reliability import partials
+from simgan.errors import ConfigError
 
 log = logging.getLogger("simgan")
 
@@ -59,38 +56,6 @@ def resolve_ckpt_path(value: str | None, log_dir: str | Path, task_name: str) ->
         raise ConfigError(f"ckpt_path={value}: checkpoint file not found (use ckpt_path=last for the newest "
                           f"last.ckpt under {log_dir}/{task_name}/runs/)")
     return str(path)
-
-
-def check_resumable(ckpt_path: str | Path, model: Any) -> None:
-    """Raises :class:`DataError` naming ``ckpt_path`` unless training can resume from it.
-
-    It must be a SimGAN checkpoint (:func:`simgan.export.checkpoint.read_checkpoint`:
-    readable, not empty or truncated, finite refiner weights) that Lightning wrote (loop
-    and optimizer states), with finite weights and optimizer states, and its weights must
-    have the names and shapes of the configured ``model``'s.
-    """
-    from simgan.export.checkpoint import read_checkpoint
-    from simgan.reliability.finite import nonfinite_in_checkpoint
-
-    checkpoint = read_checkpoint(ckpt_path)
-    missing = [k for k in ("pytorch-lightning_version", "optimizer_states", "loops") if k not in checkpoint]
-    if missing:
-        raise DataError(f"{ckpt_path}: not a training checkpoint Lightning can resume (no {', '.join(missing)}: "
-                        "a bare torch.save of weights?); resume from a last.ckpt written by src/train.py")
-    bad = nonfinite_in_checkpoint(checkpoint)
-    if bad is not None:
-        raise DataError(f"{ckpt_path}: {bad} holds NaN/inf (a diverged state); resume from an earlier checkpoint")
-    found, expected = checkpoint["state_dict"], model.state_dict()
-    problems = [f"{k} missing" for k in expected if k not in found]
-    problems += [f"{k} unexpected" for k in found if k not in expected]
-    problems += [f"{k} is {list(found[k].shape)} here, {list(v.shape)} in the config" for k, v in expected.items()
-                 if k in found and hasattr(found[k], "shape") and tuple(found[k].shape) != tuple(v.shape)]
-    if problems:
-        more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
-        raise DataError(f"{ckpt_path}: its weights do not fit the configured model ({'; '.join(problems[:3])}{more}): "
-                        "it was written with other model.* settings (another architecture, history size...); resume with "
-                        "that run's model.* settings")
-    partials.remove_orphans_in(Path(ckpt_path).parent)
 
 
 def resume_command(ckpt: str | Path | None = None, script: str = "train.py", replace: dict | None = None) -> str:

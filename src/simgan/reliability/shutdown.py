@@ -37,7 +37,7 @@ from typing import Any, Callable
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from simgan.reliability.signals import STOP_SIGNALS, restore_handlers, say as _say
+from simgan.reliability.signals import StopSignals, restore_handlers
 
 
 class GracefulShutdown(Callback):
@@ -45,7 +45,8 @@ class GracefulShutdown(Callback):
         self.enabled = enabled
         self.stopped_by: int | None = None  # the signal that stopped training, once it did
         self.checkpoint_path: Path | None = None
-        self._pending_stop = 0
+        self._stops = StopSignals("saving a checkpoint after the current step, then stopping",
+                                  "aborting without saving a checkpoint")
         self._pending_deferred = 0
         self._handled_deferred: set[int] = set()
         self._previous: dict[int, Any] = {}
@@ -54,8 +55,7 @@ class GracefulShutdown(Callback):
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not self.enabled or threading.current_thread() is not threading.main_thread():
             return
-        for signum in STOP_SIGNALS:
-            self._install(signum, self._on_stop_signal)
+        self._stops.__enter__()
         for signum in _requeue_signals(trainer):
             if callable(signal.getsignal(signum)):
                 self._install(signum, self._on_deferred_signal)
@@ -65,19 +65,8 @@ class GracefulShutdown(Callback):
         signal.signal(signum, handler)
 
     def _restore(self) -> None:
+        self._stops.__exit__()
         restore_handlers(self._previous)
-
-    def _on_stop_signal(self, signum: int, frame: Any) -> None:
-        name = signal.Signals(signum).name
-        if self._pending_stop:
-            if signum == signal.SIGINT:  # a second Ctrl-C: the user wants out now
-                _say(f"\nsimgan: {name} again: aborting without saving a checkpoint\n")
-                self._restore()
-                raise KeyboardInterrupt
-            return
-        self._pending_stop = signum
-        hint = " (Ctrl-C again aborts without saving)" if signum == signal.SIGINT else ""
-        _say(f"\nsimgan: {name} received: saving a checkpoint after the current step, then stopping{hint}\n")
 
     def _on_deferred_signal(self, signum: int, frame: Any) -> None:
         if signum not in self._handled_deferred:
@@ -85,7 +74,7 @@ class GracefulShutdown(Callback):
 
     # ---------------------------------------------------------------- step boundary
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
-        stop, deferred = self._pending_stop, self._pending_deferred
+        stop, deferred = self._stops.received, self._pending_deferred
         if trainer.world_size > 1:  # every rank must save (a collective) at the same step
             flags = torch.tensor([stop, deferred], dtype=torch.float32, device=pl_module.device)
             stop, deferred = (int(v) for v in trainer.strategy.reduce(flags, reduce_op="max").tolist())

@@ -5,7 +5,7 @@ inside a weakref callback of h5py it is printed ("Exception ignored in ...
 WeakValueDictionary") and swallowed, and the work goes on; SIGTERM kills the process
 on the spot. :class:`StopSignals` only records the signal; the work loop calls
 :meth:`StopSignals.raise_if_stopped` between units of work (a batch of a conversion, a
-chunk of a refine), which raises :class:`~simgan.reliability.errors.Interrupted`; the
+chunk of a refine), which raises :class:`~simgan.errors.Interrupted`; the
 entry script prints what was kept and exits with ``128 + signum``. Training's
 Lightning callback (:mod:`simgan.reliability.shutdown`) shares :data:`STOP_SIGNALS`.
 
@@ -19,7 +19,7 @@ import signal
 import threading
 from typing import Any, Callable
 
-from simgan.reliability.errors import Interrupted
+from simgan.errors import Interrupted
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -43,13 +43,16 @@ class StopSignals:
     raises KeyboardInterrupt at once (the user wants out; atomic writers still remove
     their partial files). :meth:`active` is the innermost block's instance, for code that
     cannot be handed one (a converter's write loop). Outside the main thread it records
-    nothing (signals are delivered to the main thread only).
+    nothing (signals are delivered to the main thread only). ``stopping`` and
+    ``aborting`` say what the first signal and a second Ctrl-C will do (training saves a
+    checkpoint first; a second Ctrl-C then aborts without one).
     """
 
     _stack: list["StopSignals"] = []
 
-    def __init__(self):
+    def __init__(self, stopping: str = "stopping at the next safe point", aborting: str = "aborting now"):
         self.received = 0
+        self.stopping, self.aborting = stopping, aborting
         self._previous: dict[int, Any] = {}
 
     @classmethod
@@ -75,14 +78,14 @@ class StopSignals:
     def _on_signal(self, signum: int, frame: Any) -> None:
         name = signal.Signals(signum).name
         if self.received:
-            if signum == signal.SIGINT:
-                say(f"\nsimgan: {name} again: aborting now\n")
+            if signum == signal.SIGINT:  # a second Ctrl-C: the user wants out now
+                say(f"\nsimgan: {name} again: {self.aborting}\n")
                 self.restore()
                 raise KeyboardInterrupt
             return
         self.received = signum
-        hint = " (Ctrl-C again aborts now)" if signum == signal.SIGINT else ""
-        say(f"\nsimgan: {name} received: stopping at the next safe point{hint}\n")
+        hint = f" (Ctrl-C again: {self.aborting})" if signum == signal.SIGINT else ""
+        say(f"\nsimgan: {name} received: {self.stopping}{hint}\n")
 
     @property
     def signal_name(self) -> str:

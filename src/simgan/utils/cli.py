@@ -3,7 +3,7 @@
 A :class:`~simgan.errors.SimganError` (bad setting, bad file, a diverged run) is printed
 as one line, ``error: <message>``, and the process exits with status 2, even when
 Hydra's ``instantiate`` has wrapped it in its own exception. A run stopped cleanly by a
-signal (:class:`~simgan.reliability.errors.Interrupted`) prints how to resume
+signal (:class:`~simgan.errors.Interrupted`, also a SimganError) prints how to resume
 and exits with ``128 + signum`` (143 for SIGTERM, 130 for SIGINT). Whatever happens, an
 open W&B run is finished, so multirun jobs never merge into one run.
 
@@ -20,8 +20,7 @@ import os
 import sys
 from typing import Callable
 
-from simgan.errors import SimganError
-from simgan.reliability.errors import Interrupted
+from simgan.errors import Interrupted, SimganError
 
 
 def user_error(err: BaseException) -> SimganError | None:
@@ -62,24 +61,30 @@ def finish_wandb() -> None:
             wandb.finish()
 
 
+def report(err: SimganError) -> int:
+    """Prints ``err`` for the user (a stop's message as is, an error as ``error: ...``); its exit status."""
+    if isinstance(err, Interrupted):
+        if err.message:
+            print(err.message, file=sys.stderr, flush=True)
+    else:
+        print(f"error: {one_line(err)}", file=sys.stderr, flush=True)
+    return err.exit_code
+
+
 def task_wrapper(task: Callable) -> Callable:
     @functools.wraps(task)
     def wrapped(*args, **kwargs):
         try:
             return task(*args, **kwargs)
-        except Interrupted as stop:
-            if stop.message:
-                print(stop.message, file=sys.stderr, flush=True)
-            sys.exit(stop.exit_code)
         except Exception as err:
             cause = user_error(err)
             if cause is None:
                 raise
-            print(f"error: {one_line(cause)}", file=sys.stderr, flush=True)
+            code = report(cause)
             if "simgan.reliability.hdf5_full" in sys.modules:  # os._exit skips the finally below
                 finish_wandb()
-                exit_now_if_hdf5_is_broken(2)
-            sys.exit(2)
+                exit_now_if_hdf5_is_broken(code)
+            sys.exit(code)
         finally:
             finish_wandb()
 

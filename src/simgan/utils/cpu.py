@@ -2,7 +2,7 @@
 
 bf16 runs fast on a CPU only with native bf16 dot products (AVX512-BF16 or AMX); without
 them oneDNN converts and computes in fp32, slower than fp32 itself (docs/benchmark.md:
-the refiner's main convolution ran 12-14x slower in bf16 than in fp32 on an AVX2 CPU).
+the refiner's main convolution ran ~14x slower in bf16 than in fp32 on an AVX2 CPU).
 """
 
 from __future__ import annotations

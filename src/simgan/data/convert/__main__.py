@@ -22,9 +22,8 @@ import sys
 from simgan.data.convert import FORMATS
 from simgan.data.convert._common import parse_size
 from simgan.errors import SimganError
-from simgan.reliability.errors import Interrupted
 from simgan.reliability.signals import StopSignals
-from simgan.utils.cli import exit_now_if_hdf5_is_broken, one_line
+from simgan.utils.cli import exit_now_if_hdf5_is_broken, report
 
 _COMMON = ("format", "src", "dst", "size", "overwrite", "limit")
 
@@ -68,12 +67,9 @@ def main(argv: list[str] | None = None) -> int:
             meta = FORMATS[args.format].convert(args.src, args.dst, size=args.size, overwrite=args.overwrite,
                                                limit=args.limit, **options)
     except SimganError as err:
-        print(f"error: {one_line(err)}", file=sys.stderr, flush=True)
-        exit_now_if_hdf5_is_broken(2)
-        return 2
-    except Interrupted as stop:
-        print(stop.message, file=sys.stderr, flush=True)
-        return stop.exit_code
+        code = report(err)
+        exit_now_if_hdf5_is_broken(code)
+        return code
     except KeyboardInterrupt:  # a second Ctrl-C: the writer has removed its partial file
         print(f"Conversion aborted; nothing was written at {args.dst}.", file=sys.stderr, flush=True)
         return 130

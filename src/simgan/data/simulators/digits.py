@@ -120,12 +120,14 @@ def render_digit(i: int, height: int = 28, width: int = 28, seed: int = 0) -> tu
     return np.clip(np.rint(frame), 0, 255).astype(np.uint8), digit
 
 
-def render_digits(n: int, height: int = 28, width: int = 28, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def render_digits(n: int, height: int = 28, width: int = 28, seed: int = 0,
+                  start: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Renders ``n`` labeled digits.
 
     Returns ``(images, {"digit": labels})``: images uint8 ``N x 1 x H x W``, white on black,
     labels int64 ``(N,)`` in 0..9 (the store keeps int64; ``StoreDataset`` hands them out
-    as float32 tensors). Deterministic per ``seed`` and prefix-stable in ``n``.
+    as float32 tensors). Deterministic per ``seed`` and prefix-stable in ``n``; ``start``
+    renders digits ``start .. start + n - 1`` of that sequence (block-wise rendering).
     Usable as a :class:`~simgan.data.sources.RenderedStore` renderer:
     ``renderer: simgan.data.simulators.digits.render_digits``.
     """
@@ -135,5 +137,5 @@ def render_digits(n: int, height: int = 28, width: int = 28, seed: int = 0) -> t
     digits = np.zeros((n,), dtype=np.int64)
     # ~1 ms per image on one core: the bar only appears for sets that take seconds.
     for i in tqdm(range(n), desc="render digits", unit="img", disable=n < 5000, mininterval=1.0):
-        images[i, 0], digits[i] = render_digit(i, height, width, seed)
+        images[i, 0], digits[i] = render_digit(start + i, height, width, seed)
     return images, {"digit": digits}

@@ -152,7 +152,7 @@ _PARAM_RANGES: dict[str, tuple[float, float]] = {
 
 
 def render_eyes(
-    n: int, height: int = 36, width: int = 60, seed: int = 0, batch_size: int = 1024
+    n: int, height: int = 36, width: int = 60, seed: int = 0, batch_size: int = 1024, start: int = 0
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Render ``n`` labeled synthetic eyes.
 
@@ -163,15 +163,19 @@ def render_eyes(
     positive pitch looks up (toward smaller y).
 
     Image ``i`` (and its labels) is the same for every ``n > i`` and every
-    ``batch_size``. ``batch_size`` bounds how many images are rendered in one
+    ``batch_size``; ``start`` renders images ``start .. start + n - 1`` of that same
+    sequence, so a large set can be rendered block by block in bounded memory
+    (:class:`~simgan.data.sources.RenderedStore`). ``batch_size`` bounds how many images are rendered in one
     vectorised step (memory); steps larger than ``_CHUNK`` are split further, which is
     faster because the temporaries then stay in cache.
 
     Raises :class:`~simgan.errors.ConfigError` if ``n < 1``, ``height < 16``,
-    ``width < 16``, ``seed < 0`` or ``batch_size < 1``.
+    ``width < 16``, ``seed < 0``, ``batch_size < 1`` or ``start < 0``.
     """
     _check_args(n, height, width, seed, batch_size)
-    params = _sample_params(n, seed)
+    if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
+        raise ConfigError(f"render_eyes: start must be an integer >= 0, got {start!r}")
+    params = _sample_params(n, seed, int(start))
     images = np.empty((n, 1, height, width), np.uint8)
     pupil = np.empty((n, 2), np.float32)
     step = min(batch_size, _CHUNK)
@@ -196,13 +200,13 @@ def _check_args(n: int, height: int, width: int, seed: int, batch_size: int) -> 
             raise ConfigError(f"render_eyes: {name} must be >= {low}, got {value}")
 
 
-def _sample_params(n: int, seed: int) -> dict[str, np.ndarray]:
-    """Per-image parameters (float64 arrays of length n), by name.
+def _sample_params(n: int, seed: int, start: int = 0) -> dict[str, np.ndarray]:
+    """Per-image parameters (float64 arrays of length n) of images start..start+n-1, by name.
 
-    Spawned children of one SeedSequence are indexed by position, so image i's
-    numbers are the same whatever n is.
+    Image i's numbers come from the i-th spawned child of ``SeedSequence(seed)``
+    (spawn key ``(i,)``), so they are the same whatever n and start are.
     """
-    children = np.random.SeedSequence(seed).spawn(n)
+    children = [np.random.SeedSequence(seed, spawn_key=(i,)) for i in range(start, start + n)]
     k = len(_PARAM_RANGES)
     u = np.stack([np.random.Generator(np.random.PCG64(c)).random(k) for c in children])
     return {

@@ -1,4 +1,11 @@
-"""What the metrics share: input checks, a seeded scope, time-bounded training loops."""
+"""How the metrics train and run their small models: seeded, time-bounded, with a progress bar.
+
+The C2ST judge (Sec. 3.1's visual Turing test with a CNN for the subject), the pupil/gaze
+estimator and the downstream task models (Sec. 3.2) are all trained fresh inside a metric
+call; these helpers make that deterministic for a seed (:func:`seeded`, :func:`minibatches`),
+bounded in time (:class:`Deadline`, :func:`fit_epochs`) and free of BatchNorm lag
+(:func:`recalibrate_batchnorm`), and run them in batches (:func:`predict`).
+"""
 
 from __future__ import annotations
 
@@ -9,21 +16,6 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 from tqdm.auto import tqdm
-
-
-def check_images(x: torch.Tensor, name: str) -> torch.Tensor:
-    """``x`` must be float N x C x H x W in [-1, 1] (the project's image convention)."""
-    if not isinstance(x, torch.Tensor) or x.dim() != 4:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{name}: expected a tensor N x C x H x W, got {shape}")
-    if not x.is_floating_point():
-        raise ValueError(f"{name}: expected float images in [-1, 1], got dtype {x.dtype}")
-    if len(x) == 0:
-        raise ValueError(f"{name}: no images")
-    lo, hi = float(x.min()), float(x.max())
-    if lo < -1.001 or hi > 1.001:
-        raise ValueError(f"{name}: pixel values must lie in [-1, 1], got [{lo:.3g}, {hi:.3g}]")
-    return x
 
 
 @contextlib.contextmanager
@@ -39,6 +31,7 @@ def seeded(seed: int) -> Iterator[None]:
 
 
 def minibatches(n: int, batch_size: int, generator: torch.Generator, shuffle: bool = True) -> Iterator[torch.Tensor]:
+    """Index batches over ``range(n)``, in an order drawn from ``generator`` (or in order)."""
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     for start in range(0, n, batch_size):
         yield order[start:start + batch_size]
