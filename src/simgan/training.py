@@ -30,8 +30,8 @@ from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from simgan.errors import ConfigError, NonFiniteError, TrainingInterrupted
 from simgan.checkpoint import check_resumable, step_description
+from simgan.errors import ConfigError, NonFiniteError, TrainingInterrupted
 from simgan.reliability.checkpoint_io import trainer_plugins
 from simgan.reliability.resume import interrupted_message, last_good_checkpoint, resolve_ckpt_path
 from simgan.reliability.shutdown import GracefulShutdown

@@ -63,6 +63,15 @@ def default_pixel_range(dtype: np.dtype) -> tuple[float, float]:
     return _DEFAULT_PIXEL_RANGE.get(np.dtype(dtype), (-1.0, 1.0))
 
 
+def chunk_rows(sample_shape: Sequence[int], dtype: np.dtype | str, max_rows: int = 64) -> int:
+    """Samples per HDF5 chunk of ``/images``: ``max_rows`` whole samples, capped at ~1 MiB.
+
+    The one rule for every writer of a store (:class:`StoreWriter`, the refine export).
+    """
+    sample_bytes = int(np.prod(sample_shape)) * np.dtype(dtype).itemsize
+    return max(1, min(int(max_rows), (1 << 20) // sample_bytes))
+
+
 class StoreWriter:
     """Appends samples to a new store; atomic on success, removed on failure.
 
@@ -169,8 +178,7 @@ class StoreWriter:
         # (h5py's default chunk cache): a random read decompresses a whole chunk, so 64
         # samples of 224x224 float32 (12.8 MB) made each one ~100 ms. 256-sample eye
         # chunks read no faster in chunk-aware order (docs/data_formats.md).
-        sample_bytes = c * h * w * self.image_dtype.itemsize
-        chunk = max(1, min(self.chunk_samples, (1 << 20) // sample_bytes))
+        chunk = chunk_rows(self.image_shape, self.image_dtype, self.chunk_samples)
         f.create_dataset(
             "images", shape=(0, c, h, w), maxshape=(None, c, h, w), dtype=self.image_dtype,
             chunks=(chunk, c, h, w), compression=self.compression, compression_opts=self.compression_level,

@@ -21,10 +21,10 @@ import h5py
 import numpy as np
 from torch import nn
 
-from simgan.data.store import check_store
-from simgan.errors import ConfigError, DataError
 from simgan.checkpoint import check_refiner_fits, load_refiner
-from simgan.export.codec import GZIP_LEVEL, chunk_rows
+from simgan.data.store import check_store, chunk_rows
+from simgan.errors import ConfigError, DataError
+from simgan.export.codec import GZIP_LEVEL
 from simgan.export.parts import Parts, parts_dir_for
 
 CHUNK_BYTES = 64 << 20

@@ -1,7 +1,9 @@
 """HDF5 chunks of the store's ``/images``, compressed outside HDF5 so it runs in parallel.
 
-The store (:mod:`simgan.data.store`) keeps ``/images`` chunked by whole samples with
-HDF5's shuffle + gzip (deflate level 4) filters. zlib runs at ~10k 36x60 images/s on
+A refined store keeps ``/images`` chunked by whole samples (:func:`simgan.data.store.chunk_rows`,
+the rule of every store writer) with HDF5's shuffle + gzip (deflate level 4) filters.
+(Converters and the renderer write LZF, which decodes faster, but h5py has no LZF
+compressor to run outside HDF5; readers take either.) zlib runs at ~10k 36x60 images/s on
 one core, slower than a GPU refines them, and HDF5 applies its filters under one lock
 per process. So refining compresses each chunk itself, in the writer's threads of every
 rank (``zlib`` releases the GIL), and the merge writes the finished bytes with
@@ -18,13 +20,9 @@ import zlib
 
 import numpy as np
 
-GZIP_LEVEL = 4  # StoreWriter's compression_opts; 1 is ~1.9x faster for ~4% larger files
+from simgan.data.store import chunk_rows
 
-
-def chunk_rows(sample_shape: tuple[int, ...], dtype: np.dtype, max_rows: int = 64) -> int:
-    """Samples per HDF5 chunk: StoreWriter's rule (a batch of samples, capped at ~1 MiB)."""
-    sample_bytes = int(np.prod(sample_shape)) * np.dtype(dtype).itemsize
-    return max(1, min(max_rows, (1 << 20) // sample_bytes))
+GZIP_LEVEL = 4  # 1 is ~1.9x faster for ~4% larger files
 
 
 def image_dataset_options(sample_shape: tuple[int, ...], dtype: np.dtype, level: int = GZIP_LEVEL) -> dict:

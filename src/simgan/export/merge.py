@@ -2,7 +2,7 @@
 
 Writes ``.<output name>.<pid>.partial`` (:mod:`simgan.reliability.partials`) in the
 store layout (:mod:`simgan.data.store`): ``/images`` with the input's dtype and the
-same chunking and filters as ``StoreWriter``, filled by copying each chunk file's
+chunking of every store writer and the refine export's gzip filters (:mod:`simgan.export.codec`), filled by copying each chunk file's
 already-compressed HDF5 chunks (``write_direct_chunk``: no second compression, one
 chunk file in memory at a time); ``/labels`` copied whole from the input by HDF5 itself
 (index i of every label still belongs to image i: the output has every input index
