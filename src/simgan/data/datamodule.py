@@ -135,18 +135,19 @@ class SimGANDataModule(LightningDataModule):
         # A loader without its own generator draws worker seeds from the global RNG.
         return torch.Generator().manual_seed(int(np.random.SeedSequence([self.seed, *key]).generate_state(1)[0]))
 
-    def _sampler_class(self, stream: str) -> type[ResumableBatchSampler]:
+    @staticmethod
+    def _sampler_class(chunks) -> type[ResumableBatchSampler]:
         # A streamed store is read in chunk-aware order (each batch from a few HDF5 chunks,
-        # ChunkedBatchSampler); a preloaded one reads any order fast: a full permutation.
-        return ResumableBatchSampler if self.splits[f"{stream}_train"].chunk_ids() is None else ChunkedBatchSampler
+        # ChunkedBatchSampler); a preloaded one (no chunk ids) reads any order fast: a full permutation.
+        return ResumableBatchSampler if chunks is None else ChunkedBatchSampler
 
     def train_sampler(self, stream: str, start: int = 0) -> ResumableBatchSampler:
         rank, world = self._rank_world()
         split = self.splits[f"{stream}_train"]
-        sampler = self._sampler_class(stream)
-        extra = {"chunks": split.chunk_ids()} if sampler is ChunkedBatchSampler else {}
-        return sampler(len(split), self.batch_size, self.seed, STREAMS.index(stream), rank, world, start=start,
-                       name=stream, **extra)
+        chunks = split.chunk_ids()
+        extra = {} if chunks is None else {"chunks": chunks}
+        return self._sampler_class(chunks)(len(split), self.batch_size, self.seed, STREAMS.index(stream), rank,
+                                           world, start=start, name=stream, **extra)
 
     def _train_loader(self, stream: str) -> DataLoader:
         start = self.batches_consumed[stream]
@@ -203,7 +204,8 @@ class SimGANDataModule(LightningDataModule):
         return {"batches_consumed": dict(self.batches_consumed), "seed": self.seed,
                 "batch_size": self.batch_size, "world_size": world,
                 "train_sizes": [len(self.splits[f"{s}_train"]) for s in STREAMS] if self.splits else None,
-                "orders": [self._sampler_class(s).order for s in STREAMS] if self.splits else None}
+                "orders": [self._sampler_class(self.splits[f"{s}_train"].chunk_ids()).order for s in STREAMS]
+                if self.splits else None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if "batches_consumed" in state:

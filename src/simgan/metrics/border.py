@@ -11,7 +11,6 @@ give real eyes a few grey levels too), raw renders near theirs.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 
